@@ -1,0 +1,89 @@
+"""Load and release collections, idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_milvus.errors import MilvusInputError
+from airflow_milvus.hooks.milvus import MilvusHook
+from airflow_milvus.operators.base import MilvusBaseOperator
+from airflow_milvus.specs import validate_name
+
+
+def ensure_loaded(hook: MilvusHook, collection_name: str, *, timeout: float | None = None) -> bool:
+    """Load ``collection_name`` unless it is Loaded; True when this call loaded it.
+
+    Milvus cannot load a collection whose vector fields have no index, so that is checked
+    first and reported with the fix.
+    """
+    state = hook.get_load_state(collection_name)
+    if state == "NotExist":
+        raise MilvusInputError(f"Collection {collection_name!r} does not exist; create it before loading.")
+    if state == "Loaded":
+        return False
+    indexed = {s["field_name"] for s in hook.list_index_specs(collection_name)}
+    unindexed = [f for f in hook.vector_fields(collection_name) if f not in indexed]
+    if unindexed:
+        raise MilvusInputError(
+            f"Collection {collection_name!r} cannot be loaded: vector field(s) {', '.join(unindexed)} "
+            "have no index. Create one first (MilvusCreateIndexOperator), then load."
+        )
+    hook.load_collection(collection_name, timeout=timeout)
+    return True
+
+
+class MilvusLoadCollectionOperator(MilvusBaseOperator):
+    """Load a collection into memory so it serves searches. Loading a Loaded collection is a no-op.
+
+    :param collection_name: the collection (templated).
+    :param wait_for_completion: wait until the state is Loaded (always true on Milvus Lite).
+    :param timeout: seconds to wait for the load.
+    :return: ``{"collection_name": str, "was_loaded": bool, "loaded": bool}``
+    """
+
+    template_fields: Sequence[str] = ("milvus_conn_id", "collection_name", "wait_for_completion", "timeout")
+
+    def __init__(
+        self,
+        *,
+        collection_name: str,
+        wait_for_completion: bool = True,
+        timeout: float = 600.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.collection_name = collection_name
+        self.wait_for_completion = wait_for_completion
+        self.timeout = timeout
+
+    def run(self, context) -> dict[str, Any]:
+        name = validate_name(self.collection_name, "collection name")
+        loaded_now = ensure_loaded(self.hook, name, timeout=float(self.timeout))
+        self.log.info("Collection %s %s", name, "loaded" if loaded_now else "was already loaded")
+        return {"collection_name": name, "was_loaded": not loaded_now, "loaded": True}
+
+
+class MilvusReleaseCollectionOperator(MilvusBaseOperator):
+    """Release a collection from memory. Releasing a released collection is a no-op.
+
+    :param collection_name: the collection (templated).
+    :return: ``{"collection_name": str, "was_loaded": bool}``
+    """
+
+    template_fields: Sequence[str] = ("milvus_conn_id", "collection_name")
+
+    def __init__(self, *, collection_name: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.collection_name = collection_name
+
+    def run(self, context) -> dict[str, Any]:
+        name = validate_name(self.collection_name, "collection name")
+        state = self.hook.get_load_state(name)
+        if state == "NotExist":
+            raise MilvusInputError(f"Collection {name!r} does not exist; nothing to release.")
+        was_loaded = state in ("Loaded", "Loading")
+        if was_loaded:
+            self.hook.release_collection(name)
+        self.log.info("Collection %s %s", name, "released" if was_loaded else "was not loaded")
+        return {"collection_name": name, "was_loaded": was_loaded}

@@ -1,0 +1,102 @@
+"""Wait until an index is built."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, conf
+
+from airflow_milvus.errors import MilvusIndexBuildError, MilvusInputError
+from airflow_milvus.hooks.milvus import MilvusHook
+from airflow_milvus.specs import validate_name
+from airflow_milvus.triggers.index import MilvusIndexBuiltTrigger, check_builds
+
+
+class MilvusIndexBuiltSensor(BaseSensorOperator):
+    """Succeed when the index is Finished with no pending rows; fail on a Failed or missing index.
+
+    :param collection_name: the collection (templated).
+    :param index_name: the index; or give ``field_name`` (templated).
+    :param field_name: the field whose index to wait for (templated).
+    :param milvus_conn_id: Airflow connection of type ``milvus`` (templated).
+    :param deferrable: wait on the triggerer instead of a worker slot; defaults to
+        ``[operators] default_deferrable``.
+    :return: the build status dict of the index.
+    """
+
+    template_fields: Sequence[str] = ("milvus_conn_id", "collection_name", "index_name", "field_name")
+
+    def __init__(
+        self,
+        *,
+        collection_name: str,
+        index_name: str | None = None,
+        field_name: str | None = None,
+        milvus_conn_id: str = MilvusHook.default_conn_name,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.collection_name = collection_name
+        self.index_name = index_name
+        self.field_name = field_name
+        self.milvus_conn_id = milvus_conn_id
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> MilvusHook:
+        return MilvusHook(milvus_conn_id=self.milvus_conn_id)
+
+    def _target(self) -> dict[str, str]:
+        collection = validate_name(self.collection_name, "collection name")
+        if self.index_name:
+            return {"collection_name": collection, "index_name": validate_name(self.index_name, "index name")}
+        if not self.field_name:
+            raise MilvusInputError("MilvusIndexBuiltSensor needs index_name or field_name.")
+        specs = self.hook.list_index_specs(collection, validate_name(self.field_name, "field name"))
+        if not specs:
+            raise MilvusIndexBuildError(
+                f"Field {collection}.{self.field_name} has no index to wait for; create it first."
+            )
+        return {"collection_name": collection, "index_name": specs[0]["index_name"]}
+
+    def execute(self, context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        with self.hook:
+            target = self._target()
+            event = check_builds(self.hook, [target])
+        if event["status"] == "success":
+            return next(iter(event["statuses"].values()))
+        if event["status"] == "error":
+            raise MilvusIndexBuildError(event["message"])
+        self.defer(
+            trigger=MilvusIndexBuiltTrigger(
+                targets=[target],
+                milvus_conn_id=self.milvus_conn_id,
+                poll_interval=float(self.poke_interval),
+                timeout=float(self.timeout) if self.timeout else None,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout)) if self.timeout else None,
+        )
+
+    def poke(self, context) -> Any:
+        with self.hook:
+            event = check_builds(self.hook, [self._target()])
+        if event["status"] == "error":
+            raise MilvusIndexBuildError(event["message"])
+        self.log.info("Index build status: %s", event["statuses"])
+        if event["status"] == "success":
+            from airflow.sdk import PokeReturnValue
+
+            return PokeReturnValue(is_done=True, xcom_value=next(iter(event["statuses"].values())))
+        return False
+
+    def execute_complete(self, context, event: dict[str, Any]) -> Any:
+        if event.get("status") != "success":
+            raise MilvusIndexBuildError(event.get("message") or f"Index wait ended with {event}")
+        return next(iter(event["statuses"].values()))

@@ -1,0 +1,95 @@
+"""Wait for index builds on the triggerer, holding no worker slot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_milvus.specs import build_outcome
+
+
+class MilvusIndexBuiltTrigger(BaseTrigger):
+    """Poll index build status until every target is built, one fails, or time runs out.
+
+    pymilvus is synchronous, so each poll runs in a worker thread and the triggerer's
+    event loop is never blocked.
+
+    :param targets: ``[{"collection_name": ..., "index_name": ...}, ...]``
+    :param milvus_conn_id: Airflow connection of type ``milvus``.
+    :param poll_interval: seconds between polls.
+    :param timeout: seconds before a ``timeout`` event; None waits forever.
+    :param started_at: epoch seconds the wait began (kept across triggerer restarts).
+    """
+
+    def __init__(
+        self,
+        *,
+        targets: list[dict[str, Any]],
+        milvus_conn_id: str = "milvus_default",
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.targets = [dict(t) for t in targets]
+        self.milvus_conn_id = milvus_conn_id
+        self.poll_interval = float(poll_interval)
+        self.timeout = None if timeout is None else float(timeout)
+        self.started_at = started_at if started_at is not None else time.time()
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "targets": self.targets,
+                "milvus_conn_id": self.milvus_conn_id,
+                "poll_interval": self.poll_interval,
+                "timeout": self.timeout,
+                "started_at": self.started_at,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_milvus.hooks.milvus import MilvusHook
+
+        hook = MilvusHook(milvus_conn_id=self.milvus_conn_id)
+        try:
+            while True:
+                event = await asyncio.to_thread(check_builds, hook, self.targets)
+                if event["status"] != "pending":
+                    yield TriggerEvent(event)
+                    return
+                if self.timeout is not None and time.time() - self.started_at >= self.timeout:
+                    event.update(
+                        status="timeout",
+                        message=f"Index builds not finished after {self.timeout:.0f}s: {event['statuses']}",
+                    )
+                    yield TriggerEvent(event)
+                    return
+                self.log.info("Waiting for index builds: %s", event["statuses"])
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            await asyncio.to_thread(hook.close)
+
+
+def check_builds(hook, targets: list[dict[str, Any]]) -> dict[str, Any]:
+    """One poll of every target: an event payload whose status is success, error or pending."""
+    statuses = {
+        f"{t['collection_name']}.{t['index_name']}": hook.index_build_status(t["collection_name"], t["index_name"])
+        for t in targets
+    }
+    for key, status in statuses.items():
+        outcome = build_outcome(status)
+        if outcome == "failed":
+            reason = status.get("fail_reason") or "no reason given by Milvus"
+            return {"status": "error", "message": f"Index {key} build failed: {reason}", "statuses": statuses}
+        if outcome == "missing":
+            message = f"Index {key} does not exist; create it before waiting for it."
+            return {"status": "error", "message": message, "statuses": statuses}
+    done = all(build_outcome(s) == "done" for s in statuses.values())
+    message = "all indexes built" if done else "building"
+    return {"status": "success" if done else "pending", "message": message, "statuses": statuses}

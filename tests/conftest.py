@@ -1,0 +1,108 @@
+"""Test harness: a throwaway Airflow home, a real Milvus server, and Milvus Lite.
+
+Airflow reads its configuration at import time, so the environment is set here, before
+anything imports airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+_HOME = Path(tempfile.mkdtemp(prefix="airflow-milvus-tests-"))
+DAGS_FOLDER = _HOME / "dags"
+DAGS_FOLDER.mkdir()
+os.environ.update(
+    AIRFLOW_HOME=str(_HOME),
+    AIRFLOW__CORE__DAGS_FOLDER=str(DAGS_FOLDER),
+    AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    AIRFLOW__CORE__UNIT_TEST_MODE="False",
+    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{_HOME}/airflow.db",
+    AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+)
+
+import pytest  # noqa: E402
+
+from tests.milvus_server import MilvusServer  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+def _migrate() -> None:
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+
+
+_migrate()
+
+
+@pytest.fixture(scope="session")
+def airflow_home() -> Path:
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A real Milvus 2.3.5 standalone, shared by the session."""
+    server = MilvusServer(tmp_path_factory.mktemp("milvus-server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lite_uri(tmp_path) -> str:
+    """A fresh Milvus Lite database file for each test."""
+    return str(tmp_path / "milvus.db")
+
+
+@pytest.fixture(params=["server", "lite"])
+def flavour(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def milvus_uri(flavour, request) -> str:
+    if flavour == "server":
+        return request.getfixturevalue("milvus_server").uri
+    return request.getfixturevalue("lite_uri")
+
+
+@pytest.fixture
+def collection_name() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+def conn_env_value(uri: str, **extra) -> str:
+    return json.dumps({"conn_type": "milvus", "extra": {"uri": uri, **extra}})
+
+
+@pytest.fixture
+def milvus_conn(milvus_uri, monkeypatch) -> str:
+    """An Airflow connection (env var) to the current flavour; returns its conn id."""
+    conn_id = f"milvus_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_env_value(milvus_uri))
+    return conn_id
+
+
+@contextmanager
+def milvus_client(uri: str, **kwargs):
+    """A raw pymilvus client for arranging and checking state; closed after use (Lite lock)."""
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri, **kwargs)
+    try:
+        yield client
+    finally:
+        client.close()
