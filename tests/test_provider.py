@@ -1,0 +1,77 @@
+"""The provider registers with Airflow and never imports pymilvus at import time."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+
+from airflow_milvus.get_provider_info import get_provider_info
+
+MODULES = [
+    "airflow_milvus",
+    "airflow_milvus.get_provider_info",
+    "airflow_milvus.hooks.milvus",
+    "airflow_milvus.operators.index",
+    "airflow_milvus.operators.collection",
+    "airflow_milvus.sensors.index",
+    "airflow_milvus.triggers.index",
+]
+
+
+def test_provider_info_validates_against_airflow_schema():
+    schema = json.loads((importlib.resources.files("airflow") / "provider_info.schema.json").read_text())
+    info = get_provider_info()
+    jsonschema.validate(info, schema)
+    conn = info["connection-types"][0]
+    assert conn["connection-type"] == "milvus"
+    assert {"uri", "token", "db_name", "secure", "server_pem_path", "ca_pem_path", "client_pem_path",
+            "client_key_path", "server_name", "timeout"} <= set(conn["conn-fields"])
+    assert conn["conn-fields"]["token"]["schema"]["format"] == "password"
+
+
+def test_every_declared_module_and_class_imports():
+    import importlib
+
+    info = get_provider_info()
+    for section in ("hooks", "operators", "sensors", "triggers"):
+        for entry in info[section]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+    module, _, cls = info["connection-types"][0]["hook-class-name"].rpartition(".")
+    hook = getattr(importlib.import_module(module), cls)
+    assert (hook.conn_type, hook.default_conn_name, hook.hook_name, hook.conn_name_attr) == (
+        "milvus", "milvus_default", "Milvus", "milvus_conn_id")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_import_leaves_pymilvus_unimported(module):
+    code = f"import sys, {module}; bad = [m for m in ('pymilvus', 'grpc', 'milvus_lite') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, f"{module} imported {proc.stdout.strip()}: {proc.stderr[-2000:]}"
+
+
+def test_import_check_can_fail():
+    """The check above really detects an eager import."""
+    proc = subprocess.run([sys.executable, "-c", "import sys, pymilvus; sys.exit('pymilvus' in sys.modules)"])
+    assert proc.returncode == 1
+
+
+def _airflow(*args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "airflow", *args], capture_output=True, text=True, env=os.environ.copy(), timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_airflow_cli_lists_provider_and_hook():
+    assert "airflow-milvus" in _airflow("providers", "list", "--output", "json")
+    hooks = json.loads(_airflow("providers", "hooks", "--output", "json"))
+    milvus = [h for h in hooks if h.get("connection_type") == "milvus"]
+    assert milvus and milvus[0]["class"] == "airflow_milvus.hooks.milvus.MilvusHook"
+    assert (milvus[0]["package_name"], milvus[0]["hook_name"], milvus[0]["conn_id_attribute_name"]) == (
+        "airflow-milvus", "Milvus", "milvus_conn_id")
