@@ -106,6 +106,12 @@ def is_transient(exc: BaseException, port_open: Callable[[], bool] | None = None
         return True
     if code == CONNECTION_FAILED_CODE:
         return not is_auth_failure(exc, port_open)
+    if getattr(exc, "is_input_error", False) is True:
+        return False
+    # pymilvus's client-side errors (ParamError, AmbiguousIndexName, ...) subclass
+    # MilvusException with code 1; only the server's own code 1 is a transport hiccup.
+    if code == 1 and type(exc).__name__ != "MilvusException":
+        return False
     if isinstance(code, int) and code in TRANSIENT_CODES:
         return True
     if getattr(exc, "retriable", False) is True:
@@ -159,9 +165,11 @@ def call_with_retry(
     except Exception as exc:
         message = redact(error_message(exc))
         if is_auth_failure(exc, port_open):
+            # Milvus 2.3 words refused credentials as "server unavailable" (code 2); don't echo it.
+            detail = "the server's port answers, so this is not an outage" if error_code(exc) == CONNECTION_FAILED_CODE else message
             raise MilvusAuthenticationError(
                 f"Milvus {what}: authentication failed, the server refused the credentials "
-                f"({message}). Fix the login/password or token of the connection."
+                f"({detail}). Fix the login/password or token of the connection."
             ) from exc
         if is_transient(exc, port_open):
             elapsed = time.monotonic() - started

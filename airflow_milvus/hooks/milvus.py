@@ -346,6 +346,9 @@ class MilvusHook(BaseHook):
         from pymilvus import MilvusException
 
         def describe(c: MilvusClient) -> dict[str, Any] | None:
+            # Milvus Lite answers an unknown name with "multiple indexes" or with another index.
+            if self.flavour == "lite" and index_name not in c.list_indexes(collection_name, **self._kw):
+                return None
             try:
                 return c.describe_index(collection_name, index_name, **self._kw) or None
             except MilvusException as exc:
@@ -410,6 +413,113 @@ class MilvusHook(BaseHook):
 
     def flush(self, collection_name: str) -> None:
         self.call(f"flush({collection_name})", lambda c: c.flush(collection_name, **self._kw))
+
+    # ---- workflows (ingest, aliases)
+    def write_rows(self, collection_name: str, rows: list[dict[str, Any]], *, mode: str = "insert") -> int:
+        """Insert or upsert one batch under the retry policy; returns the rows Milvus took.
+
+        pymilvus rejects bad rows client-side with code 1, which the retry policy counts as
+        transient, so they are returned out of the retry loop and raised as MilvusInputError.
+        """
+        from pymilvus.exceptions import DataNotMatchException, ParamError
+
+        def write(c: MilvusClient) -> int | Exception:
+            try:
+                result = getattr(c, mode)(collection_name, rows, timeout=self.timeout)
+            except (DataNotMatchException, ParamError) as exc:
+                return exc
+            return int(result.get(f"{mode}_count", len(rows)))
+
+        written = self.call(f"{mode}({collection_name}, {len(rows)} rows)", write)
+        if isinstance(written, Exception):
+            raise MilvusInputError(error_message(written)) from written
+        return written
+
+    def collection_fields(self, collection_name: str) -> list[tuple]:
+        """Comparable field signatures: (name, type, dim, max_length, is_primary)."""
+        out = []
+        for f in self.describe_collection(collection_name)["fields"]:
+            params = f.get("params") or {}
+            kind = getattr(f["type"], "name", str(f["type"]))
+            out.append((f["name"], kind, params.get("dim"), params.get("max_length"), bool(f.get("is_primary"))))
+        return out
+
+    def clone_collection_schema(self, source: str, target: str) -> bool:
+        """Create ``target`` with the schema of ``source`` (no data, no indexes).
+
+        True when created; False when ``target`` already exists with the same schema.
+        """
+        from pymilvus import CollectionSchema
+
+        validate_name(target, "collection name")
+        if self.has_collection(target):
+            if self.collection_fields(target) != self.collection_fields(source):
+                raise MilvusInputError(
+                    f"Collection {target!r} exists with a schema different from {source!r}; drop it "
+                    "or pick another name for the new collection."
+                )
+            return False
+        desc = self.describe_collection(source)
+        schema = CollectionSchema.construct_from_dict(desc)
+        extra = {k: desc[k] for k in ("num_shards", "consistency_level") if desc.get(k) is not None}
+        self.call(
+            f"create_collection({target} like {source})",
+            lambda c: c.create_collection(target, schema=schema, **extra, **self._kw),
+        )
+        return True
+
+    def describe_alias(self, alias: str) -> str | None:
+        """The collection ``alias`` points at, or None if there is no such alias."""
+        from pymilvus import MilvusException
+
+        validate_name(alias, "alias")
+
+        def describe(c: MilvusClient) -> str | None:
+            try:
+                return c.describe_alias(alias, **self._kw).get("collection_name") or None
+            except MilvusException as exc:
+                message = str(exc.message).lower()
+                if "not found" in message or "not exist" in message:
+                    return None
+                raise
+
+        return self.call(f"describe_alias({alias})", describe)
+
+    def list_aliases(self, collection_name: str) -> list[str]:
+        result = self.call(f"list_aliases({collection_name})", lambda c: c.list_aliases(collection_name, **self._kw))
+        return sorted(result.get("aliases") or [])
+
+    def _alias_call(self, verb: str, alias: str, collection_name: str) -> None:
+        from pymilvus import MilvusException
+
+        def run(c: MilvusClient) -> Exception | None:
+            try:
+                getattr(c, f"{verb}_alias")(collection_name, alias, **self._kw)
+            except MilvusException as exc:
+                if "alias" in str(exc.message).lower():  # Lite answers conflicts with code 1: no retry
+                    return exc
+                raise
+            return None
+
+        refused = self.call(f"{verb}_alias({alias} -> {collection_name})", run)
+        if refused is not None:
+            raise MilvusInputError(
+                f"Milvus refused {verb}_alias({alias!r} -> {collection_name!r}): {self.redact(error_message(refused))}"
+            ) from refused
+
+    def create_alias(self, alias: str, collection_name: str) -> None:
+        self._alias_call("create", alias, collection_name)
+
+    def alter_alias(self, alias: str, collection_name: str) -> None:
+        """Point an existing alias at another collection, atomically."""
+        self._alias_call("alter", alias, collection_name)
+
+    def drop_alias(self, alias: str) -> None:
+        self.call(f"drop_alias({alias})", lambda c: c.drop_alias(alias, **self._kw))
+
+    def drop_collection(self, collection_name: str) -> None:
+        validate_name(collection_name, "collection name")
+        self.call(f"drop_collection({collection_name})", lambda c: c.drop_collection(collection_name, **self._kw))
 
 
 # ---------------------------------------------------------------------- helpers
