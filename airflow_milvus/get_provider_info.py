@@ -30,11 +30,15 @@ def get_provider_info() -> dict:
                 "python-modules": [
                     "airflow_milvus.operators.index",
                     "airflow_milvus.operators.collection",
+                    "airflow_milvus.operators.ingest",
+                    "airflow_milvus.operators.alias",
+                    "airflow_milvus.operators.status",
                 ],
             }
         ],
         "sensors": [{"integration-name": "Milvus", "python-modules": ["airflow_milvus.sensors.index"]}],
         "triggers": [{"integration-name": "Milvus", "python-modules": ["airflow_milvus.triggers.index"]}],
+        "cli": ["airflow_milvus.cli.definition.get_milvus_cli_commands"],
         "connection-types": [
             {
                 "hook-class-name": "airflow_milvus.hooks.milvus.MilvusHook",

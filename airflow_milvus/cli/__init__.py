@@ -1,0 +1,1 @@
+"""``airflow milvus ...`` commands, registered through the provider info ``cli`` key."""

@@ -1,0 +1,209 @@
+"""Bulk (re)load rows into a collection, batch by batch, each batch under the retry policy."""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from airflow_milvus.errors import MilvusInputError, MilvusProviderError
+from airflow_milvus.operators.base import MilvusBaseOperator
+from airflow_milvus.retry import error_message
+from airflow_milvus.specs import validate_name
+
+MODES = ("insert", "upsert")
+_INT_TYPES = {"INT8", "INT16", "INT32", "INT64"}
+_FLOAT_TYPES = {"FLOAT", "DOUBLE"}
+_DENSE_VECTORS = {"FLOAT_VECTOR", "FLOAT16_VECTOR", "BFLOAT16_VECTOR", "INT8_VECTOR"}
+
+
+class RowChecker:
+    """Check rows against a collection schema before they are sent.
+
+    Milvus rejects a bad batch without saying which row is bad; this names the row. Checks
+    are cheap (presence, scalar types, string length, vector length and first element) so
+    they do not slow a reload of millions of rows.
+    """
+
+    def __init__(self, description: Mapping[str, Any], mode: str) -> None:
+        self.dynamic = bool(description.get("enable_dynamic_field"))
+        auto_id = bool(description.get("auto_id"))
+        self.fields: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.required: list[str] = []
+        for f in description["fields"]:
+            kind = getattr(f["type"], "name", str(f["type"])).upper()
+            self.fields[f["name"]] = (kind, dict(f.get("params") or {}))
+            generated = f.get("is_primary") and (f.get("auto_id") or auto_id) and mode == "insert"
+            optional = f.get("nullable") or f.get("default_value") is not None or f.get("is_function_output")
+            if not generated and not optional:
+                self.required.append(f["name"])
+        self.auto_pk = next(
+            (f["name"] for f in description["fields"] if f.get("is_primary") and (f.get("auto_id") or auto_id)),
+            None,
+        )
+        self.mode = mode
+
+    def problem(self, row: Any) -> str | None:
+        """What is wrong with ``row``, or None."""
+        if not isinstance(row, Mapping):
+            return f"is a {type(row).__name__}, not a dict of field values"
+        missing = [name for name in self.required if name not in row]
+        if missing:
+            return f"lacks field(s) {', '.join(missing)}"
+        if self.mode == "insert" and self.auto_pk in row:
+            return f"sets {self.auto_pk!r}, which Milvus generates (auto_id); leave it out"
+        for name, value in row.items():
+            if name not in self.fields:
+                if not self.dynamic:
+                    return f"has field {name!r}, which the collection does not have (fields: {', '.join(self.fields)})"
+                continue
+            kind, params = self.fields[name]
+            if value is None:
+                continue  # nullable fields; Milvus judges the rest
+            wrong = _type_problem(kind, params, value)
+            if wrong:
+                return f"field {name!r}: {wrong}"
+        return None
+
+
+def _type_problem(kind: str, params: dict[str, Any], value: Any) -> str | None:
+    if kind in _INT_TYPES:
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return None if ok else f"expected an integer ({kind}), got {type(value).__name__} {value!r:.40}"
+    if kind in _FLOAT_TYPES:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        return None if ok else f"expected a number ({kind}), got {type(value).__name__} {value!r:.40}"
+    if kind == "BOOL":
+        return None if isinstance(value, bool) else f"expected a bool, got {type(value).__name__} {value!r:.40}"
+    if kind in ("VARCHAR", "STRING"):
+        if not isinstance(value, str):
+            return f"expected a string, got {type(value).__name__} {value!r:.40}"
+        limit = params.get("max_length")
+        if limit and len(value) > int(limit):
+            return f"string of {len(value)} characters exceeds max_length {limit}"
+        return None
+    if kind in _DENSE_VECTORS:
+        if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
+            return f"expected a vector (list of numbers), got {type(value).__name__}"
+        dim = params.get("dim")
+        if dim and len(value) != int(dim):
+            return f"vector has dimension {len(value)}, the collection expects {dim}"
+        if len(value) and not isinstance(value[0], numbers.Real):
+            return f"vector holds {type(value[0]).__name__} values, expected numbers"
+        return None
+    if kind == "BINARY_VECTOR" and isinstance(value, (bytes, bytearray)):
+        dim = params.get("dim")
+        if dim and len(value) * 8 != int(dim):
+            return f"binary vector has {len(value) * 8} bits, the collection expects {dim}"
+    return None
+
+
+def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(rows)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+class MilvusIngestOperator(MilvusBaseOperator):
+    """Write rows into a collection in batches: the bulk reload step of a reindex.
+
+    Each batch is one insert/upsert call under the provider's retry policy. Rows are
+    checked against the collection schema first, so a bad row fails the task with its
+    batch and row index, before that batch is sent.
+
+    Re-running: ``mode="upsert"`` is safe to re-run, rows with the same primary key are
+    replaced. ``mode="insert"`` is not: a re-run (or a retried batch whose first attempt
+    reached the server) writes the rows again; with ``auto_id`` they get new keys and
+    become duplicates. Prefer upsert for scheduled reloads; upsert needs the primary key
+    in every row.
+
+    :param collection_name: the collection (or an alias of it) to write to (templated).
+    :param data: a list of row dicts, an XComArg resolving to one, or a callable returning
+        an iterable of rows (a generator streams more rows than fit in memory). The
+        callable receives the context keys it names as arguments (``params``, ``ti``...).
+    :param batch_size: rows per insert/upsert call (templated).
+    :param mode: ``"insert"`` or ``"upsert"`` (templated).
+    :param flush: flush the collection at the end so the rows are sealed and counted.
+    :return: ``{"collection_name": str, "rows": int, "batches": int}``
+    """
+
+    template_fields: Sequence[str] = ("milvus_conn_id", "collection_name", "data", "batch_size", "mode", "flush")
+
+    def __init__(
+        self,
+        *,
+        collection_name: str,
+        data: list[dict[str, Any]] | Callable[..., Iterable[dict[str, Any]]] | Any,
+        batch_size: int = 1000,
+        mode: str = "insert",
+        flush: bool = True,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.collection_name = collection_name
+        self.data = data
+        self.batch_size = batch_size
+        self.mode = mode
+        self.flush = flush
+
+    def _rows(self, context) -> Iterable[Any]:
+        data = self.data
+        if callable(data):
+            from airflow.sdk.bases.decorator import determine_kwargs
+
+            data = data(**determine_kwargs(data, [], dict(context or {})))
+        if data is None or isinstance(data, (str, bytes, Mapping)) or not isinstance(data, Iterable):
+            raise MilvusInputError(
+                f"data for {self.collection_name!r} must be a list of row dicts, an XComArg of one, or a "
+                f"callable returning an iterable of rows; got {type(data).__name__}."
+            )
+        return data
+
+    def run(self, context) -> dict[str, Any]:
+        name = validate_name(self.collection_name, "collection name")
+        if self.mode not in MODES:
+            raise MilvusInputError(f"mode={self.mode!r}: use 'insert' or 'upsert'.")
+        try:
+            size = int(self.batch_size) if not isinstance(self.batch_size, bool) else 0
+        except (TypeError, ValueError):
+            size = 0
+        if size < 1:
+            raise MilvusInputError(f"batch_size={self.batch_size!r}: use a whole number of rows >= 1.")
+        if not self.hook.has_collection(name):
+            raise MilvusInputError(f"Collection {name!r} does not exist; create it before ingesting into it.")
+        checker = RowChecker(self.hook.describe_collection(name), self.mode)
+        written = batches = 0
+        for number, batch in enumerate(_batches(self._rows(context), size), start=1):
+            first = written
+            for offset, row in enumerate(batch):
+                why = checker.problem(row)
+                if why:
+                    raise MilvusInputError(
+                        f"Ingest into {name!r}: batch {number}, row {first + offset} (index {offset} in the "
+                        f"batch) {why}. {self._progress(written, batches)} Fix the data and re-run."
+                    )
+            try:
+                self.hook.write_rows(name, batch, mode=self.mode)
+            except MilvusProviderError as exc:
+                raise type(exc)(
+                    f"Ingest into {name!r}: batch {number} (rows {first}-{first + len(batch) - 1}) failed: {exc} "
+                    f"{self._progress(written, batches)}"
+                ) from exc
+            except Exception as exc:
+                raise MilvusInputError(
+                    f"Ingest into {name!r}: Milvus rejected batch {number} (rows {first}-{first + len(batch) - 1}): "
+                    f"{self.hook.redact(error_message(exc))}. {self._progress(written, batches)}"
+                ) from exc
+            written += len(batch)
+            batches += 1
+            self.log.info("%s batch %d: %d rows into %s (%d so far)", self.mode, number, len(batch), name, written)
+        if self.flush and written:
+            self.hook.flush(name)
+        self.log.info("%s: %d rows in %d batches into %s", self.mode, written, batches, name)
+        return {"collection_name": name, "rows": written, "batches": batches}
+
+    def _progress(self, written: int, batches: int) -> str:
+        again = "re-running is safe (upsert)" if self.mode == "upsert" else "re-running inserts them again"
+        return f"Already written: {written} rows in {batches} batches ({again})."
+
