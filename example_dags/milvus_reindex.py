@@ -13,6 +13,7 @@ from airflow.sdk import Param, dag, task
 
 from airflow_milvus.hooks.milvus import MilvusHook
 from airflow_milvus.operators.index import MilvusCreateIndexOperator, MilvusDropIndexOperator
+from airflow_milvus.operators.ingest import MilvusIngestOperator
 
 CONN_ID = "milvus_default"
 DIM = 32
@@ -61,16 +62,20 @@ def milvus_reindex():
         drop_all=True,
     )
 
-    @task
-    def reload(params=None) -> int:
-        """Bulk reload with upsert, so a re-run rewrites the same rows instead of duplicating them."""
-        name, rows, batch = params["collection"], int(params["rows"]), 500
-        with MilvusHook(CONN_ID) as hook:
-            for start in range(0, rows, batch):
-                data = [{"id": i, "embedding": _vector(i), "title": f"book {i}"} for i in range(start, min(start + batch, rows))]
-                hook.call(f"upsert({name})", lambda c, data=data: c.upsert(name, data))
-            hook.flush(name)
-        return rows
+    def rows(params):
+        """Stream the rows: the generator never holds the whole reload in memory."""
+        for i in range(int(params["rows"])):
+            yield {"id": i, "embedding": _vector(i), "title": f"book {i}"}
+
+    # Upsert, so a re-run rewrites the same rows instead of duplicating them.
+    reload = MilvusIngestOperator(
+        task_id="reload",
+        milvus_conn_id=CONN_ID,
+        collection_name="{{ params.collection }}",
+        data=rows,
+        batch_size=500,
+        mode="upsert",
+    )
 
     rebuild = MilvusCreateIndexOperator(
         task_id="rebuild_indexes",
@@ -92,7 +97,7 @@ def milvus_reindex():
             raise ValueError(f"Search on {name} returned {ids}, expected row 7 first")
         return ids
 
-    seed() >> drop >> reload() >> rebuild >> search()
+    seed() >> drop >> reload >> rebuild >> search()
 
 
 milvus_reindex()

@@ -142,17 +142,20 @@ class MilvusIngestOperator(MilvusBaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.collection_name = collection_name
-        self.data = data
+        # Airflow calls callable template fields with (context, jinja_env) at render time;
+        # a row callable is kept apart and called in run() with the context keys it names.
+        self.data_callable = data if callable(data) else None
+        self.data = None if callable(data) else data
         self.batch_size = batch_size
         self.mode = mode
         self.flush = flush
 
     def _rows(self, context) -> Iterable[Any]:
         data = self.data
-        if callable(data):
+        if self.data_callable is not None:
             from airflow.sdk.bases.decorator import determine_kwargs
 
-            data = data(**determine_kwargs(data, [], dict(context or {})))
+            data = self.data_callable(**determine_kwargs(self.data_callable, [], dict(context or {})))
         if data is None or isinstance(data, (str, bytes, Mapping)) or not isinstance(data, Iterable):
             raise MilvusInputError(
                 f"data for {self.collection_name!r} must be a list of row dicts, an XComArg of one, or a "
