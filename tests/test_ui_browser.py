@@ -16,8 +16,9 @@ import pytest
 
 from tests.browser.api_server import AirflowApiServer
 from tests.browser.chromium import LAUNCH_ARGS, ensure_chromium
+from tests.milvus_server import free_port
 
-pytestmark = [pytest.mark.browser, pytest.mark.server]
+pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CONN_ID = "milvus_ui"
@@ -73,11 +74,24 @@ def field(container, label: str):
     return container.get_by_role("group").filter(has=container.page.get_by_text(label, exact=True))
 
 
-def stored_connection(api_server: AirflowApiServer) -> dict:
-    with urllib.request.urlopen(f"{api_server.url}/api/v2/connections/{CONN_ID}", timeout=10) as resp:
+def stored_connection(api_server: AirflowApiServer, conn_id: str = CONN_ID) -> dict:
+    with urllib.request.urlopen(f"{api_server.url}/api/v2/connections/{conn_id}", timeout=10) as resp:
         return json.load(resp)
 
 
+def create_connection(api_server: AirflowApiServer, conn_id: str, uri: str, port: int) -> None:
+    body = {"connection_id": conn_id, "conn_type": "milvus", "port": port, "extra": json.dumps({"uri": uri})}
+    request = urllib.request.Request(
+        f"{api_server.url}/api/v2/connections",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 201
+
+
+@pytest.mark.server
 def test_milvus_connection_form_saves_and_tests_ok(page, api_server, milvus_server):
     from playwright.sync_api import expect
 
@@ -149,3 +163,24 @@ def _drive_connection_form(page, api_server, milvus_server, expect) -> None:
     expect(toast).to_contain_text(re.compile(rf"Connected to Milvus v\S+ at {re.escape(milvus_server.uri)}$"))
     toast.hover()  # the toast closes after 2 s unless hovered
     page.screenshot(path=str(ARTIFACTS / "ui-connection.png"), animations="disabled")
+
+
+def test_unreachable_milvus_shows_failure_in_ui(page, api_server):
+    """The Test button reports a dead endpoint as a failure that names it."""
+    from playwright.sync_api import expect
+
+    port = free_port()  # nothing listens here
+    uri = f"http://127.0.0.1:{port}"
+    create_connection(api_server, "milvus_dead", uri, port)
+
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{api_server.url}/connections")
+    row = page.get_by_role("row").filter(has=page.get_by_text("milvus_dead", exact=True))
+    row.get_by_role("button", name="Test Connection").click()
+    toast = page.get_by_role("status").filter(has_text="Test Connection")
+    # The hook retries an unreachable server within its budget before giving up.
+    expect(toast).to_contain_text("Test Connection Failed", timeout=90_000)
+    expect(toast).to_contain_text(f"Cannot reach Milvus at {uri}")
+    toast.hover()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-connection-unreachable.png"), animations="disabled")
