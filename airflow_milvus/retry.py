@@ -80,12 +80,35 @@ def error_message(exc: BaseException) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
+def _chained_grpc_codes(exc: BaseException) -> set[str]:
+    """gRPC status names anywhere in the cause/context chain (pymilvus re-raises ``e from e``)."""
+    names: set[str] = set()
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        name = _grpc_code_name(e)
+        if name:
+            names.add(name)
+        todo += [e.__cause__, e.__context__]
+    return names
+
+
 def is_auth_failure(exc: BaseException, port_open: Callable[[], bool] | None) -> bool:
-    """Milvus 2.3 answers wrong credentials with code 2, the same as 'server unavailable';
-    the difference is whether the port answers."""
+    """Milvus 2.3 answers wrong credentials with code 2, the same as 'server unavailable'.
+    The gRPC status underneath tells them apart; only without one, whether the port answers
+    (a proxy or load balancer in front answers even when the server is down)."""
     code = error_code(exc)
     if code == "UNAUTHENTICATED" or code == 1800:
         return True
+    chained = _chained_grpc_codes(exc)
+    if "UNAUTHENTICATED" in chained:
+        return True
+    if chained & _TRANSIENT_GRPC:
+        return False
     msg = error_message(exc).lower()
     if code == CONNECTION_FAILED_CODE or any(m in msg for m in _AUTH_MARKERS):
         if any(m in msg for m in ("auth", "credential", "unauthenticated")):
