@@ -408,9 +408,9 @@ class MilvusCreateIndexOperator(MilvusBaseOperator):
                         milvus_conn_id=self.milvus_conn_id,
                         poll_interval=float(self.poll_interval),
                         timeout=float(self.timeout),
+                        payload={"result": result, "reload": sorted(reload)},
                     ),
                     method_name="execute_complete",
-                    kwargs={"result": result, "reload": sorted(reload)},
                 )
             if result["created"] and self.wait_for_completion:
                 for collection in dict.fromkeys(s["collection_name"] for s in result["created"]):
@@ -418,12 +418,13 @@ class MilvusCreateIndexOperator(MilvusBaseOperator):
                     _wait_for_builds(self, self.hook, collection, fields, timeout=float(self.timeout), poll_interval=float(self.poll_interval))
             return self._finish(result, reload)
 
-    def execute_complete(self, context, event: dict[str, Any], result: dict[str, Any], reload: list[str]) -> Any:
+    def execute_complete(self, context, event: dict[str, Any]) -> Any:
         if event.get("status") != "success":
             raise MilvusIndexBuildError(event.get("message") or f"Index build wait ended with {event}")
         self.log.info("Index builds finished (deferred wait): %s", event.get("statuses"))
+        payload = event["payload"]
         with self.hook:
-            return self._finish(result, set(reload))
+            return self._finish(payload["result"], set(payload["reload"]))
 
     def _create_one(self, spec: dict[str, Any], result: dict[str, Any], reload: set[str]) -> None:
         hook, collection = self.hook, spec["collection_name"]

@@ -23,6 +23,8 @@ class MilvusIndexBuiltTrigger(BaseTrigger):
     :param poll_interval: seconds between polls.
     :param timeout: seconds before a ``timeout`` event; None waits forever.
     :param started_at: epoch seconds the wait began (kept across triggerer restarts).
+    :param payload: JSON-safe data echoed back in every event, so the resumed task gets its
+        state back without relying on ``next_kwargs``.
     """
 
     def __init__(
@@ -33,6 +35,7 @@ class MilvusIndexBuiltTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         timeout: float | None = None,
         started_at: float | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.targets = [dict(t) for t in targets]
@@ -40,6 +43,7 @@ class MilvusIndexBuiltTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.timeout = None if timeout is None else float(timeout)
         self.started_at = started_at if started_at is not None else time.time()
+        self.payload = payload or {}
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -50,6 +54,7 @@ class MilvusIndexBuiltTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "timeout": self.timeout,
                 "started_at": self.started_at,
+                "payload": self.payload,
             },
         )
 
@@ -60,6 +65,7 @@ class MilvusIndexBuiltTrigger(BaseTrigger):
         try:
             while True:
                 event = await asyncio.to_thread(check_builds, hook, self.targets)
+                event["payload"] = self.payload
                 if event["status"] != "pending":
                     yield TriggerEvent(event)
                     return

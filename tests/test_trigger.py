@@ -1,0 +1,108 @@
+"""MilvusIndexBuiltTrigger: serializable, non-blocking, success/error/timeout events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from airflow_milvus.errors import MilvusIndexBuildError
+from airflow_milvus.hooks.milvus import MilvusHook
+from airflow_milvus.triggers.index import MilvusIndexBuiltTrigger
+from tests.helpers import make_collection
+
+
+def first_event(trigger: MilvusIndexBuiltTrigger):
+    async def _run():
+        async for event in trigger.run():
+            return event.payload
+
+    return asyncio.run(_run())
+
+
+def test_serialize_round_trip():
+    trigger = MilvusIndexBuiltTrigger(targets=[{"collection_name": "c", "index_name": "vec"}], milvus_conn_id="m",
+                                      poll_interval=2, timeout=30, payload={"result": {"created": []}})
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_milvus.triggers.index.MilvusIndexBuiltTrigger"
+    clone = MilvusIndexBuiltTrigger(**kwargs)
+    assert clone.serialize() == (path, kwargs)
+    assert kwargs["started_at"] == trigger.started_at  # a restarted triggerer keeps the deadline
+
+
+def test_success_event_on_real_milvus(milvus_uri, milvus_conn, collection_name):
+    make_collection(milvus_uri, collection_name)
+    event = first_event(MilvusIndexBuiltTrigger(targets=[{"collection_name": collection_name, "index_name": "vec"}],
+                                                milvus_conn_id=milvus_conn, poll_interval=0.2, payload={"k": 1}))
+    assert event["status"] == "success" and event["payload"] == {"k": 1}
+    assert event["statuses"][f"{collection_name}.vec"]["state"] == "Finished"
+
+
+def test_missing_index_is_an_error_event(milvus_uri, milvus_conn, collection_name):
+    make_collection(milvus_uri, collection_name)
+    event = first_event(MilvusIndexBuiltTrigger(targets=[{"collection_name": collection_name, "index_name": "nope"}],
+                                                milvus_conn_id=milvus_conn, poll_interval=0.2))
+    assert event["status"] == "error" and "does not exist" in event["message"]
+
+
+class _Stub(MilvusHook):
+    """A real server cannot be made to fail or stall a build on demand: stub the status only."""
+
+    states: list[dict] = []
+
+    def index_build_status(self, collection_name, index_name):
+        time.sleep(0.05)  # a blocking call, as pymilvus makes
+        return self.states.pop(0) if len(self.states) > 1 else self.states[0]
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def stub_hook(monkeypatch):
+    monkeypatch.setattr("airflow_milvus.hooks.milvus.MilvusHook", _Stub)
+    return _Stub
+
+
+def test_failed_build_carries_the_fail_reason(stub_hook):
+    stub_hook.states = [{"state": "InProgress", "pending_index_rows": 10}, {"state": "Failed", "fail_reason": "out of disk"}]
+    event = first_event(MilvusIndexBuiltTrigger(targets=[{"collection_name": "c", "index_name": "v"}], poll_interval=0.01))
+    assert event["status"] == "error" and "out of disk" in event["message"]
+
+
+def test_finished_with_pending_rows_is_not_done_and_times_out(stub_hook):
+    stub_hook.states = [{"state": "Finished", "pending_index_rows": 3}]
+    event = first_event(MilvusIndexBuiltTrigger(targets=[{"collection_name": "c", "index_name": "v"}], poll_interval=0.05, timeout=0.3))
+    assert event["status"] == "timeout"
+
+
+def test_polling_does_not_block_the_event_loop(stub_hook):
+    stub_hook.states = [{"state": "InProgress", "pending_index_rows": 1}]
+    ticks = []
+
+    async def main():
+        async def ticker():
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(ticker())
+        trigger = MilvusIndexBuiltTrigger(targets=[{"collection_name": "c", "index_name": "v"}], poll_interval=0.01, timeout=0.5)
+        async for event in trigger.run():
+            task.cancel()
+            return event.payload
+
+    assert asyncio.run(main())["status"] == "timeout"
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert len(ticks) > 10 and max(gaps) < 0.045  # each blocking poll takes 0.05 s, off the loop
+
+
+def test_sensor_raises_on_failed_build(stub_hook):
+    from airflow_milvus.sensors.index import MilvusIndexBuiltSensor
+
+    stub_hook.states = [{"state": "Failed", "fail_reason": "bad params"}]
+    sensor = MilvusIndexBuiltSensor(task_id="s", collection_name="c", index_name="v")
+    sensor.hook = stub_hook()  # overrides the cached property
+    with pytest.raises(MilvusIndexBuildError, match="bad params"):
+        sensor.poke({})
