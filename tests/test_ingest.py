@@ -1,0 +1,171 @@
+"""MilvusIngestOperator against the real server and Milvus Lite, directly and inside DAG runs."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from airflow_milvus.errors import MilvusInputError
+from airflow_milvus.operators.ingest import MilvusIngestOperator
+from tests.conftest import conn_env_value, milvus_client
+from tests.dag_runner import run_dag, write_dag, xcom
+from tests.helpers import DIM, make_collection
+
+
+def row(i: int, **override) -> dict:
+    rng = random.Random(i)
+    return {"id": i, "vec": [rng.random() for _ in range(DIM)], "year": 2000 + i % 20, "title": f"book {i}", **override}
+
+
+def count(uri: str, name: str) -> int:
+    """Live rows (deleted/replaced ones excluded), read with strong consistency."""
+    with milvus_client(uri) as c:
+        c.load_collection(name)
+        res = c.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong")
+        return int(res[0]["count(*)"])
+
+
+def ingest(conn_id: str, name: str, data, **kwargs) -> dict:
+    return MilvusIngestOperator(task_id="ingest", milvus_conn_id=conn_id, collection_name=name, data=data, **kwargs).execute({})
+
+
+def test_rows_go_in_batches_and_are_counted(milvus_conn, milvus_uri, collection_name):
+    make_collection(milvus_uri, collection_name, rows=0)
+    result = ingest(milvus_conn, collection_name, [row(i) for i in range(250)], batch_size=100)
+    assert result == {"collection_name": collection_name, "rows": 250, "batches": 3}
+    assert count(milvus_uri, collection_name) == 250
+    with milvus_client(milvus_uri) as c:
+        got = c.query(collection_name, filter="id == 249", output_fields=["title", "year"], consistency_level="Strong")
+    assert [(r["title"], r["year"]) for r in got] == [("book 249", 2000 + 249 % 20)]
+
+
+def test_upsert_is_safe_to_rerun_from_a_generator(milvus_conn, milvus_uri, collection_name):
+    make_collection(milvus_uri, collection_name, rows=0)
+    pulled = []
+
+    def rows():  # a generator: rows are produced batch by batch, never all at once
+        for i in range(120):
+            pulled.append(i)
+            yield row(i)
+
+    for _ in range(2):
+        assert ingest(milvus_conn, collection_name, rows, batch_size=50, mode="upsert") == {
+            "collection_name": collection_name,
+            "rows": 120,
+            "batches": 3,
+        }
+    assert len(pulled) == 240
+    assert count(milvus_uri, collection_name) == 120
+
+
+def test_plain_insert_with_auto_id_duplicates_on_rerun(milvus_conn, milvus_uri, collection_name):
+    """What the docstring warns about: insert is not safe to re-run."""
+    from pymilvus import DataType
+
+    with milvus_client(milvus_uri) as c:
+        schema = c.create_schema(auto_id=True)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
+        c.create_collection(collection_name, schema=schema)
+        params = c.prepare_index_params()
+        params.add_index("vec", index_type="FLAT", metric_type="L2")
+        c.create_index(collection_name, params)
+    rows = [{"vec": row(i)["vec"]} for i in range(30)]
+    for _ in range(2):
+        assert ingest(milvus_conn, collection_name, rows, batch_size=7)["rows"] == 30
+    assert count(milvus_uri, collection_name) == 60
+    with pytest.raises(MilvusInputError, match=r"row 0 .*sets 'id', which Milvus generates"):
+        ingest(milvus_conn, collection_name, [{"id": 1, "vec": rows[0]["vec"]}])
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("missing", r"lacks field\(s\) year"),
+        ("dimension", rf"field 'vec': vector has dimension {DIM - 1}, the collection expects {DIM}"),
+        ("type", r"field 'year': expected an integer \(INT64\), got str"),
+        ("unknown", r"has field 'colour', which the collection does not have"),
+        ("too_long", r"field 'title': string of 200 characters exceeds max_length 128"),
+    ],
+)
+def test_bad_row_names_batch_row_and_what_was_written(milvus_conn, milvus_uri, collection_name, bad, message):
+    make_collection(milvus_uri, collection_name, rows=0)
+    broken = {
+        "missing": {k: v for k, v in row(27).items() if k != "year"},
+        "dimension": row(27, vec=[0.5] * (DIM - 1)),
+        "type": row(27, year="1999"),
+        "unknown": row(27, colour="red"),
+        "too_long": row(27, title="x" * 200),
+    }[bad]
+    rows = [row(i) for i in range(27)] + [broken] + [row(i) for i in range(28, 40)]
+    with pytest.raises(MilvusInputError) as err:
+        ingest(milvus_conn, collection_name, rows, batch_size=10, mode="upsert")
+    text = str(err.value)
+    assert f"Ingest into {collection_name!r}: batch 3, row 27 (index 7 in the batch)" in text
+    assert "Already written: 20 rows in 2 batches (re-running is safe (upsert))" in text
+    assert re.search(message, text), text
+    assert count(milvus_uri, collection_name) == 20  # the bad batch was not sent
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mode": "delete"}, "mode='delete': use 'insert' or 'upsert'"),
+        ({"batch_size": 0}, "batch_size=0: use a whole number of rows >= 1"),
+        ({"batch_size": "many"}, "batch_size='many'"),
+        ({"data": {"id": 1}}, "must be a list of row dicts"),
+        ({"data": None}, "must be a list of row dicts"),
+        ({"data": [1, 2]}, r"batch 1, row 0 \(index 0 in the batch\) is a int, not a dict"),
+    ],
+)
+def test_bad_arguments_change_nothing(milvus_conn, milvus_uri, collection_name, kwargs, message):
+    make_collection(milvus_uri, collection_name, rows=0)
+    args = {"data": [row(i) for i in range(5)], **kwargs}
+    with pytest.raises(MilvusInputError, match=message):
+        ingest(milvus_conn, collection_name, **args)
+    assert count(milvus_uri, collection_name) == 0
+
+
+def test_missing_collection_is_named(milvus_conn, collection_name):
+    with pytest.raises(MilvusInputError, match=f"Collection '{collection_name}' does not exist; create it"):
+        ingest(milvus_conn, collection_name, [row(0)])
+
+
+def test_in_a_dag_from_xcom_and_from_a_callable_with_params(milvus_uri, collection_name, monkeypatch):
+    make_collection(milvus_uri, collection_name, rows=0)
+    monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", conn_env_value(milvus_uri))
+    dag_id = write_dag(
+        f'''
+        import random
+        import pendulum
+        from airflow.sdk import DAG, Param, task
+        from airflow_milvus.operators.ingest import MilvusIngestOperator
+
+        def vec(i):
+            rng = random.Random(i)
+            return [rng.random() for _ in range({DIM})]
+
+        def more_rows(params):
+            for i in range(params["first"], params["first"] + 40):
+                yield {{"id": i, "vec": vec(i), "year": 2001, "title": "streamed"}}
+
+        with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1), params={{"first": Param(100, type="integer")}}):
+            @task
+            def produce():
+                return [{{"id": i, "vec": vec(i), "year": 2000, "title": "from xcom"}} for i in range(30)]
+
+            a = MilvusIngestOperator(task_id="from_xcom", collection_name="{collection_name}", data=produce(), batch_size=8,
+                                     mode="upsert")
+            b = MilvusIngestOperator(task_id="from_callable", collection_name="{collection_name}", data=more_rows,
+                                     batch_size=16, mode="upsert")
+            a >> b
+        '''
+    )
+    for _ in range(2):  # twice: upserts rewrite the same rows
+        dr, tis = run_dag(dag_id, conf={"first": 100})
+        assert dr.state == "success", {t: ti.state for t, ti in tis.items()}
+        assert xcom(dr, "from_xcom") == {"collection_name": collection_name, "rows": 30, "batches": 4}
+        assert xcom(dr, "from_callable") == {"collection_name": collection_name, "rows": 40, "batches": 3}
+    assert count(milvus_uri, collection_name) == 70
