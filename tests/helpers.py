@@ -75,3 +75,12 @@ def row_count(uri, name):
     with milvus_client(uri) as c:
         c.flush(name)
         return int(c.get_collection_stats(name)["row_count"])
+
+
+def live_rows(uri, name):
+    """Rows a query sees (count(*), strong consistency); upserts are not double counted.
+
+    get_collection_stats on the server counts an upserted row twice until compaction."""
+    with milvus_client(uri) as c:
+        res = c.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong")
+        return int(res[0]["count(*)"])

@@ -1,0 +1,27 @@
+"""The main job: example_dags/milvus_reindex.py, twice in a row, on Milvus Lite and the real server."""
+
+from __future__ import annotations
+
+import shutil
+
+from tests.conftest import REPO, conn_env_value
+from tests.dag_runner import dags_folder, run_dag, xcom
+from tests.helpers import index_summary, live_rows, load_state
+
+
+def test_reindex_example_runs_twice(milvus_uri, monkeypatch, collection_name, flavour):
+    monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", conn_env_value(milvus_uri))
+    path = dags_folder() / "milvus_reindex.py"
+    shutil.copy(REPO / "example_dags" / "milvus_reindex.py", path)
+    conf = {"collection": collection_name, "rows": 1200}
+    for attempt in (1, 2):
+        dr, tis = run_dag("milvus_reindex", path=path, conf=conf)
+        assert dr.state == "success", (attempt, {k: str(v.state) for k, v in tis.items()})
+        dropped = xcom(dr, "drop_indexes")["dropped"]
+        assert [(s["field_name"], s["index_type"], s["metric_type"]) for s in dropped] == [("embedding", "HNSW", "L2")]
+        rebuilt = xcom(dr, "rebuild_indexes")
+        assert [s["field_name"] for s in rebuilt["created"]] == ["embedding"]
+        assert xcom(dr, "search")[0] == 7
+    assert index_summary(milvus_uri, collection_name) == {"embedding": ("embedding", "HNSW", "L2")}
+    assert live_rows(milvus_uri, collection_name) == 1200  # upsert: the re-run did not duplicate rows
+    assert load_state(milvus_uri, collection_name) == "Loaded"
