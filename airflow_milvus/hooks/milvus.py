@@ -220,11 +220,11 @@ class MilvusHook(BaseHook):
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def call(self, what: str, fn: Callable[[MilvusClient], T]) -> T:
+    def call(self, what: str, fn: Callable[[MilvusClient], T], *, policy: RetryPolicy | None = None) -> T:
         """Run ``fn(client)`` under the retry policy; ``what`` names it in logs and errors."""
         return call_with_retry(
             lambda: fn(self.get_conn()),
-            policy=self.retry_policy,
+            policy=policy or self.retry_policy,
             what=what,
             log=self.log,
             port_open=self.port_open,
@@ -237,9 +237,14 @@ class MilvusHook(BaseHook):
         return {"timeout": self.timeout, "retry_times": 2}
 
     def test_connection(self) -> tuple[bool, str]:
-        """Tell apart: unreachable server, refused credentials, success (with version)."""
+        """Tell apart: unreachable server, refused credentials, success (with version).
+
+        One attempt only: the UI's Test button should answer at once, not after back-offs.
+        """
         try:
-            version = self.call("connection test", lambda c: c.get_server_version(timeout=self.timeout))
+            version = self.call(
+                "connection test", lambda c: c.get_server_version(timeout=self.timeout), policy=RetryPolicy(attempts=1)
+            )
         except MilvusAuthenticationError as exc:
             return False, str(exc)
         except MilvusUnavailableError as exc:
