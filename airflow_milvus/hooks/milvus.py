@@ -202,7 +202,9 @@ class MilvusHook(BaseHook):
                 cfg = {"uri": cfg["uri"], "timeout": cfg["timeout"]}
             from pymilvus import MilvusClient
 
-            self._client = MilvusClient(**cfg)
+            # Not shared: pymilvus pools channels by address and token only, so a client with
+            # other TLS settings would silently reuse this one's channel (and vice versa).
+            self._client = MilvusClient(**cfg, dedicated=True)
         return self._client
 
     def close(self) -> None:
