@@ -224,14 +224,20 @@ class MilvusHook(BaseHook):
 
     def call(self, what: str, fn: Callable[[MilvusClient], T], *, policy: RetryPolicy | None = None) -> T:
         """Run ``fn(client)`` under the retry policy; ``what`` names it in logs and errors."""
-        return call_with_retry(
-            lambda: fn(self.get_conn()),
-            policy=policy or self.retry_policy,
-            what=what,
-            log=self.log,
-            port_open=self.port_open,
-            redact=self.redact,
-        )
+        try:
+            return call_with_retry(
+                lambda: fn(self.get_conn()),
+                policy=policy or self.retry_policy,
+                what=what,
+                log=self.log,
+                port_open=self.port_open,
+                redact=self.redact,
+            )
+        except MilvusUnavailableError as exc:
+            hint = self.tls_hint()  # gRPC reports a failed TLS handshake as plain UNAVAILABLE
+            if not hint:
+                raise
+            raise MilvusUnavailableError(f"{exc} {hint}") from exc.__cause__
 
     @property
     def _kw(self) -> dict[str, Any]:
@@ -528,6 +534,65 @@ class MilvusHook(BaseHook):
         validate_name(collection_name, "collection name")
         self.call(f"drop_collection({collection_name})", lambda c: c.drop_collection(collection_name, **self._kw))
 
+
+    # ---- reliability: explain connections that fail although the port answers
+    def tls_hint(self) -> str:
+        """Why a port that accepts TCP refuses the gRPC connection, when TLS explains it.
+
+        Probes the port with a TLS handshake that trusts anything: the answer says whether
+        the server speaks TLS and whether it wants a client certificate. '' when unknown.
+        """
+        import ssl
+
+        cfg = self.client_config
+        if self.is_lite or not self.port_open():
+            return ""
+        parts = urlsplit(self.uri)
+        host, port = parts.hostname or "localhost", parts.port or (443 if parts.scheme == "https" else DEFAULT_PORT)
+        secure = bool(cfg.get("secure")) or parts.scheme == "https"
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        if cfg.get("client_pem_path") and cfg.get("client_key_path"):
+            context.load_cert_chain(cfg["client_pem_path"], cfg["client_key_path"])
+        speaks_tls = wants_client_cert = False
+        try:
+            with socket.create_connection((host, port), timeout=2) as raw, context.wrap_socket(raw, server_hostname=host) as tls:
+                speaks_tls = True
+                tls.settimeout(1)
+                tls.recv(1)  # TLS 1.3 servers reject a missing client certificate only now
+        except ssl.SSLError as exc:
+            wants_client_cert = speaks_tls and "CERTIFICATE_REQUIRED" in str(exc).upper()
+        except OSError:
+            pass
+        where = f"Milvus at {host}:{port}"
+        if speaks_tls and not secure:
+            return f"{where} expects TLS: use an https:// URI (or extra.secure=true) with extra.server_pem_path or ca_pem_path."
+        if wants_client_cert:
+            return f"{where} requires a client certificate (mutual TLS): set extra.client_pem_path, client_key_path and ca_pem_path."
+        if speaks_tls and not (cfg.get("server_pem_path") or cfg.get("ca_pem_path")):
+            return (
+                f"The TLS handshake with {where} failed: its certificate is not trusted. Set extra.server_pem_path "
+                "(one-way TLS) or ca_pem_path (mutual TLS) to the certificate or CA, and server_name to its host name."
+            )
+        if speaks_tls:
+            return (
+                f"The TLS handshake with {where} failed: check that extra.server_pem_path / ca_pem_path hold the CA "
+                "that signed the server certificate and that server_name matches it."
+            )
+        if secure and self._answers_plain_http(host, port):
+            return f"{where} does not speak TLS: use an http:// URI and extra.secure=false, or enable TLS on the server."
+        return ""
+
+    @staticmethod
+    def _answers_plain_http(host: str, port: int) -> bool:
+        """Whether the port answers an HTTP/2 preface in clear text (a plain gRPC server)."""
+        try:
+            with socket.create_connection((host, port), timeout=2) as sock:
+                sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+                sock.settimeout(2)
+                return sock.recv(9)[3:4] == b"\x04"  # the server's SETTINGS frame
+        except OSError:
+            return False
 
 # ---------------------------------------------------------------------- helpers
 def _is_lite_uri(uri: str) -> bool:
