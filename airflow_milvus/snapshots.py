@@ -4,6 +4,9 @@ A drop returns its snapshot through XCom, but XCom is cleared when a failed run 
 re-run, and the re-run's drop finds nothing left to drop. So every dropped spec is also
 kept in an Airflow Variable until an index is built again on that field; the next drop
 reports such specs as ``pending_rebuild``, and the create operator rebuilds them.
+
+Milvus Lite does not report build parameters, so the create operator also records the specs
+it builds; a later drop on Lite fills the unreported parameters from that record.
 """
 
 from __future__ import annotations
@@ -16,15 +19,15 @@ log = logging.getLogger(__name__)
 PREFIX = "airflow_milvus.snapshot"
 
 
-def _key(conn_id: str, collection_name: str) -> str:
-    return f"{PREFIX}.{conn_id}.{collection_name}"
+def _key(conn_id: str, collection_name: str, kind: str = "") -> str:
+    return f"{PREFIX}{kind}.{conn_id}.{collection_name}"
 
 
-def load(conn_id: str, collection_name: str) -> list[dict[str, Any]]:
+def load(conn_id: str, collection_name: str, kind: str = "") -> list[dict[str, Any]]:
     try:
         from airflow.sdk import Variable
 
-        raw = Variable.get(_key(conn_id, collection_name), default=None)
+        raw = Variable.get(_key(conn_id, collection_name, kind), default=None)
     except Exception as exc:  # no API server or DB reachable (e.g. a plain script)
         log.warning("Cannot read the index snapshot Variable for %s: %s", collection_name, exc)
         return []
@@ -38,13 +41,14 @@ def load(conn_id: str, collection_name: str) -> list[dict[str, Any]]:
     return [s for s in specs if isinstance(s, dict)]
 
 
-def _save(conn_id: str, collection_name: str, specs: list[dict[str, Any]]) -> None:
+def _save(conn_id: str, collection_name: str, specs: list[dict[str, Any]], kind: str = "") -> None:
     from airflow.sdk import Variable
 
-    key = _key(conn_id, collection_name)
+    key = _key(conn_id, collection_name, kind)
     try:
         if specs:
-            Variable.set(key, json.dumps(specs, sort_keys=True), description="airflow-milvus: dropped indexes awaiting rebuild")
+            what = "indexes it built" if kind else "dropped indexes awaiting rebuild"
+            Variable.set(key, json.dumps(specs, sort_keys=True), description=f"airflow-milvus: {what}")
         else:
             Variable.delete(key)
     except Exception as exc:
@@ -68,3 +72,30 @@ def forget(conn_id: str, collection_name: str, field_names: set[str]) -> None:
     kept = [s for s in current if s.get("field_name") not in field_names]
     if len(kept) != len(current):
         _save(conn_id, collection_name, kept)
+
+
+def record_built(conn_id: str, specs: list[dict[str, Any]]) -> None:
+    """Remember the parameters of indexes built with parameters (for Milvus Lite, which hides them)."""
+    for spec in specs:
+        if spec.get("params"):
+            collection = spec["collection_name"]
+            kept = [s for s in load(conn_id, collection, ".built") if s.get("field_name") != spec["field_name"]]
+            _save(conn_id, collection, kept + [spec], ".built")
+
+
+def fill_unreported_params(conn_id: str, collection_name: str, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give specs without parameters those recorded when the same index type was built."""
+    if all(s.get("params") for s in specs):
+        return specs
+    built = {s.get("field_name"): s for s in load(conn_id, collection_name, ".built")}
+    filled = []
+    for spec in specs:
+        known = built.get(spec["field_name"])
+        if not spec.get("params") and known and (known.get("index_type"), known.get("metric_type")) == (
+            spec.get("index_type"),
+            spec.get("metric_type"),
+        ):
+            log.info("Milvus Lite reports no params for %s.%s; using those recorded at build: %s", collection_name, spec["field_name"], known["params"])
+            spec = {**spec, "params": dict(known["params"])}
+        filled.append(spec)
+    return filled

@@ -299,3 +299,19 @@ def test_load_without_vector_index_explains_the_fix(milvus_uri, milvus_conn, col
     with pytest.raises(MilvusInputError, match="vec have no index. Create one first"):
         op.execute({})
     assert load_state(milvus_uri, collection_name) == "NotLoad"
+
+
+def test_snapshot_keeps_params_on_both_flavours(milvus_uri, milvus_conn, collection_name):
+    """Milvus Lite does not report build params; those the create operator used are remembered."""
+    make_collection(milvus_uri, collection_name, indexes=())
+    _, dr, tis = run(
+        f'''
+create = MilvusCreateIndexOperator(task_id="create", milvus_conn_id=CONN, collection_name="{collection_name}", field_name="vec",
+                                   index_type="IVF_FLAT", metric_type="COSINE", index_params={{"nlist": 24}}, poll_interval=0.5)
+drop = MilvusDropIndexOperator(task_id="drop", milvus_conn_id=CONN, collection_name="{collection_name}")
+create >> drop''',
+        milvus_conn,
+    )
+    assert dr.state == "success", states(tis)
+    [spec] = xcom(dr, "drop")["dropped"]
+    assert (spec["index_type"], spec["metric_type"], spec["params"]) == ("IVF_FLAT", "COSINE", {"nlist": 24})

@@ -124,6 +124,8 @@ class MilvusDropIndexOperator(MilvusBaseOperator):
     def _plan(self, collection: str) -> dict[str, Any]:
         hook = self.hook
         snapshot = hook.list_index_specs(collection)
+        if hook.flavour == "lite":
+            snapshot = snapshots.fill_unreported_params(self.milvus_conn_id, collection, snapshot)
         if self.field_name and self.field_name not in hook.field_names(collection):
             raise MilvusInputError(
                 f"Field {self.field_name!r} does not exist in collection {collection!r} (fields: "
@@ -474,6 +476,7 @@ class MilvusCreateIndexOperator(MilvusBaseOperator):
                 "Fix index_type, metric_type or params."
             ) from exc
         snapshots.forget(self.milvus_conn_id, collection, {spec["field_name"]})
+        snapshots.record_built(self.milvus_conn_id, [spec])
         result["created"].append(spec)
 
     def _finish(self, result: dict[str, Any], reload: set[str]) -> dict[str, Any]:
