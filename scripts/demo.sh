@@ -11,6 +11,7 @@ export AIRFLOW__CORE__DAGS_FOLDER="$PWD/example_dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 mkdir -p "$AIRFLOW_HOME"
 .venv/bin/airflow db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1
+.venv/bin/airflow pools set milvus_reindex 1 "one Milvus reindex at a time" > /dev/null
 # No milvus_default connection: the hook uses Milvus Lite at $AIRFLOW_HOME/milvus_lite.db.
 .venv/bin/airflow dags test milvus_reindex "$@"
 echo "milvus_reindex finished: state above; Milvus Lite data in $AIRFLOW_HOME/milvus_lite.db"

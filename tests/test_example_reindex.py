@@ -25,3 +25,13 @@ def test_reindex_example_runs_twice(milvus_uri, monkeypatch, collection_name, fl
     assert index_summary(milvus_uri, collection_name) == {"embedding": ("embedding", "HNSW", "L2")}
     assert live_rows(milvus_uri, collection_name) == 1200  # upsert: the re-run did not duplicate rows
     assert load_state(milvus_uri, collection_name) == "Loaded"
+
+
+def test_reindex_example_serializes_runs():
+    from tests.dag_runner import load_dag
+
+    path = dags_folder() / "milvus_reindex.py"
+    shutil.copy(REPO / "example_dags" / "milvus_reindex.py", path)
+    dag = load_dag("milvus_reindex", path)
+    assert dag.max_active_runs == 1
+    assert {t.pool for t in dag.tasks} == {"milvus_reindex"}
