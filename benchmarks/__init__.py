@@ -1,0 +1,1 @@
+"""Benchmarks of airflow-milvus: run with ``python -m benchmarks.run`` (see README.md)."""

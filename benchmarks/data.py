@@ -1,0 +1,119 @@
+"""Arrange benchmark collections with raw pymilvus (not the code under test).
+
+The schema and vectors are those of example_dags/milvus_reindex.py (id, embedding, title;
+row i's vector seeded by i), so the example DAG's search check holds on them.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from contextlib import contextmanager
+
+INDEX = {"field_name": "embedding", "index_type": "HNSW", "metric_type": "L2", "params": {"M": 16, "efConstruction": 64}}
+
+
+def vector(i: int, dim: int) -> list[float]:
+    rng = random.Random(i)  # as example_dags/milvus_reindex.py: the same row, the same vector
+    return [rng.random() for _ in range(dim)]
+
+
+@contextmanager
+def client(uri: str):
+    from pymilvus import MilvusClient
+
+    c = MilvusClient(uri)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def index_params(c, spec=INDEX):
+    params = c.prepare_index_params()
+    params.add_index(
+        spec["field_name"], index_type=spec["index_type"], metric_type=spec["metric_type"],
+        index_name=spec.get("index_name") or spec["field_name"], params=dict(spec["params"]),
+    )
+    return params
+
+
+def create_schema(c, dim: int):
+    from pymilvus import DataType
+
+    schema = c.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
+    schema.add_field("title", DataType.VARCHAR, max_length=128)
+    return schema
+
+
+def make_collection(uri: str, name: str, *, rows: int, dim: int, index=INDEX, load: bool = True) -> None:
+    """Create ``name`` afresh with ``rows`` rows, flushed; optionally indexed and loaded."""
+    with client(uri) as c:
+        if c.has_collection(name):
+            c.drop_collection(name)
+        c.create_collection(name, schema=create_schema(c, dim))
+        batch = 10_000
+        for start in range(0, rows, batch):
+            c.insert(name, [{"id": i, "embedding": vector(i, dim), "title": f"book {i}"} for i in range(start, min(start + batch, rows))])
+        c.flush(name)
+        if index:
+            c.create_index(name, index_params(c, index))  # waits for the build
+        if load:
+            c.load_collection(name)
+
+
+def build_done(desc: dict) -> bool:
+    return desc.get("state") == "Finished" and int(desc.get("pending_index_rows") or 0) == 0
+
+
+class Watcher(threading.Thread):
+    """Poll a collection every ``interval`` s from a client of its own and timestamp events.
+
+    Records (epoch seconds) the first moment the index build is seen done after
+    ``arm_build()``, and every change of the load state.
+    """
+
+    def __init__(self, uri: str, collection: str, index_name: str = "embedding", interval: float = 0.05):
+        super().__init__(daemon=True)
+        self.uri, self.collection, self.index_name, self.interval = uri, collection, index_name, interval
+        self.stop_event = threading.Event()
+        self.build_armed = False
+        self.build_done_at: float | None = None
+        self.load_changes: list[tuple[float, str]] = []
+        self.errors = 0
+
+    def arm_build(self) -> None:
+        self.build_done_at, self.build_armed = None, True
+
+    def run(self) -> None:
+        with client(self.uri) as c:
+            while not self.stop_event.is_set():
+                now = time.time()
+                try:
+                    state = c.get_load_state(self.collection)["state"].name
+                    if not self.load_changes or self.load_changes[-1][1] != state:
+                        self.load_changes.append((now, state))
+                    if self.build_armed:
+                        desc = c.describe_index(self.collection, self.index_name) or {}
+                        if build_done(desc):
+                            self.build_done_at, self.build_armed = now, False
+                except Exception:
+                    self.errors += 1  # e.g. the index does not exist yet: keep watching
+                self.stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=10)
+
+    def unloaded_seconds(self, since: float, until: float) -> float:
+        """Time within [since, until] during which the collection was not Loaded."""
+        total, points = 0.0, [(t, s) for t, s in self.load_changes]
+        for i, (t, state) in enumerate(points):
+            end = points[i + 1][0] if i + 1 < len(points) else until
+            lo, hi = max(t, since), min(end, until)
+            if hi > lo and state != "Loaded":
+                total += hi - lo
+        return total
