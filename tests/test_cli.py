@@ -1,0 +1,157 @@
+"""``airflow milvus index ...`` run as a real ``airflow`` subprocess against the server and Milvus Lite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import VECTOR_INDEX, index_summary, is_lite, load_state, make_collection, scalar_index
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def release_lite() -> None:
+    """Let the CLI process open the Lite files: this process keeps a Lite server per file
+    until exit, even after its clients are closed."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_all()
+
+
+def airflow(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    release_lite()
+    return subprocess.run(
+        [AIRFLOW, *args],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        env=env or os.environ.copy(),  # AIRFLOW_HOME and the AIRFLOW_CONN_* of the test
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def cli(milvus_conn, milvus_uri, collection_name):
+    make_collection(milvus_uri, collection_name, rows=40, indexes=(VECTOR_INDEX, scalar_index(milvus_uri)), load=True)
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return airflow("milvus", "index", *args, "-c", collection_name, "--conn-id", milvus_conn, stdin=stdin)
+
+    return run
+
+
+def test_commands_are_registered_through_the_provider():
+    out = airflow("milvus", "index", "--help")
+    assert out.returncode == 0, out.stderr
+    for command in ("list", "status", "drop", "create"):
+        assert command in out.stdout
+    assert "milvus" in airflow("--help").stdout
+
+
+def test_list_and_status_print_tables_and_json(cli, milvus_uri, collection_name):
+    table = cli("list")
+    assert table.returncode == 0, table.stderr
+    assert "HNSW" in table.stdout and scalar_index(milvus_uri)["index_type"] in table.stdout
+
+    listed = cli("list", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    specs = json.loads(listed.stdout)  # stdout holds only the JSON
+    assert {(s["collection_name"], s["field_name"], s["index_type"]) for s in specs} == {
+        (collection_name, "vec", "HNSW"),
+        (collection_name, "year", scalar_index(milvus_uri)["index_type"]),
+    }
+
+    status = cli("status", "--output", "json")
+    assert status.returncode == 0, status.stderr
+    (report,) = json.loads(status.stdout)
+    # Milvus Lite keeps the load state in memory: a new process sees the collection NotLoad.
+    assert report["load_state"] == ("NotLoad" if is_lite(milvus_uri) else "Loaded") and report["row_count"] == 40
+    assert {i["field_name"]: i["build"]["state"] for i in report["indexes"]} == {"vec": "Finished", "year": "Finished"}
+
+
+def test_drop_asks_first_and_exits_non_zero_when_refused(cli, milvus_uri, collection_name):
+    before = index_summary(milvus_uri, collection_name)
+
+    ambiguous = cli("drop")
+    assert ambiguous.returncode == 1
+    assert "has 2 indexes" in ambiguous.stderr and "-f FIELD or -i INDEX" in ambiguous.stderr and "--all" in ambiguous.stderr
+
+    no_answer = cli("drop", "-f", "year")  # stdin is empty: no is assumed
+    assert no_answer.returncode == 1
+    assert "Drop 1 index(es)?" in no_answer.stderr and "Aborted: nothing was changed" in no_answer.stderr
+
+    dry = cli("drop", "-f", "year", "--dry-run", "-o", "json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["dry_run"] is True
+    assert index_summary(milvus_uri, collection_name) == before
+    if not is_lite(milvus_uri):  # a Lite load state does not outlive the process that loaded it
+        assert load_state(milvus_uri, collection_name) == "Loaded"
+
+    confirmed = cli("drop", "-f", "year", stdin="y\n")
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert "dropped" in confirmed.stdout and "year" in confirmed.stdout
+    assert [v[0] for v in index_summary(milvus_uri, collection_name).values()] == ["vec"]
+
+    again = cli("drop", "-f", "year", "--yes", "-o", "json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["dropped"] == [] and "Nothing to drop." in again.stderr
+
+
+def test_create_is_idempotent_and_replaces_only_when_told(cli, milvus_uri, collection_name):
+    dropped = cli("drop", "-f", "vec", "--yes")
+    assert dropped.returncode == 0, dropped.stderr
+
+    created = cli("create", "-f", "vec", "--index-type", "IVF_FLAT", "--metric", "L2", "--params", '{"nlist": 16}', "-o", "json")
+    assert created.returncode == 0, created.stderr
+    assert [s["index_type"] for s in json.loads(created.stdout)["created"]] == ["IVF_FLAT"]
+
+    same = cli("create", "-f", "vec", "--index-type", "IVF_FLAT", "--metric", "L2", "--params", '{"nlist": 16}')
+    assert same.returncode == 0, same.stderr
+    assert "already there" in same.stdout
+
+    different = cli("create", "-f", "vec", "--index-type", "HNSW", "--metric", "L2", "--params", '{"M": 8, "efConstruction": 64}')
+    assert different.returncode == 1
+    assert "already has a different index" in different.stderr and "--if-exists replace" in different.stderr
+    assert {v[0]: v[1] for v in index_summary(milvus_uri, collection_name).values()}["vec"] == "IVF_FLAT"
+
+    replaced = cli("create", "-f", "vec", "--index-type", "HNSW", "--metric", "L2", "--params", '{"M": 8, "efConstruction": 64}',
+                   "--if-exists", "replace", "--yes")  # fmt: skip
+    assert replaced.returncode == 0, replaced.stderr
+    assert {v[0]: v[1] for v in index_summary(milvus_uri, collection_name).values()}["vec"] == "HNSW"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("create", "-f", "vec", "--index-type", "HNSW", "--metric", "L2", "--params", "{M: 16}"), "--params '{M: 16}' is not valid JSON"),
+        (("create", "-f", "nope", "--index-type", "HNSW", "--metric", "L2"), "Field 'nope' does not exist"),
+        (("drop", "-i", "bad-name", "--yes"), "index name 'bad-name' is not a valid Milvus name"),
+    ],
+)
+def test_bad_input_fails_with_the_reason_on_stderr(cli, milvus_uri, collection_name, args, message):
+    before = index_summary(milvus_uri, collection_name)
+    out = cli(*args)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.strip().startswith("Error: ") and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    assert index_summary(milvus_uri, collection_name) == before
+
+
+def test_missing_collection_and_connection_fail(milvus_conn, collection_name):
+    out = airflow("milvus", "index", "list", "-c", collection_name, "--conn-id", milvus_conn)
+    assert out.returncode == 1 and f"Collection '{collection_name}' does not exist" in out.stderr
+    out = airflow("milvus", "index", "status", "-c", collection_name, "--conn-id", "no_such_conn")
+    assert out.returncode == 1 and "no_such_conn" in out.stderr
+
+
+def test_default_connection_falls_back_to_embedded_lite(airflow_home, collection_name):
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW_CONN_MILVUS_DEFAULT"}
+    make_collection(str(airflow_home / "milvus_lite.db"), collection_name, rows=10)
+    out = airflow("milvus", "index", "list", "-c", collection_name, "-o", "json", env=env)
+    assert out.returncode == 0, out.stderr
+    assert [s["field_name"] for s in json.loads(out.stdout)] == ["vec"]
