@@ -73,7 +73,8 @@ class Watcher(threading.Thread):
     """Poll a collection every ``interval`` s from a client of its own and timestamp events.
 
     Records (epoch seconds) the first moment the index build is seen done after
-    ``arm_build()``, and every change of the load state.
+    ``arm_build()``, and every change of the load state and of the index status
+    (missing, building, done).
     """
 
     def __init__(self, uri: str, collection: str, index_name: str = "embedding", interval: float = 0.05):
@@ -83,6 +84,7 @@ class Watcher(threading.Thread):
         self.build_armed = False
         self.build_done_at: float | None = None
         self.load_changes: list[tuple[float, str]] = []
+        self.index_changes: list[tuple[float, str]] = []
         self.errors = 0
 
     def arm_build(self) -> None:
@@ -96,10 +98,12 @@ class Watcher(threading.Thread):
                     state = c.get_load_state(self.collection)["state"].name
                     if not self.load_changes or self.load_changes[-1][1] != state:
                         self.load_changes.append((now, state))
-                    if self.build_armed:
-                        desc = c.describe_index(self.collection, self.index_name) or {}
-                        if build_done(desc):
-                            self.build_done_at, self.build_armed = now, False
+                    desc = c.describe_index(self.collection, self.index_name) or {}
+                    status = "missing" if not desc else "done" if build_done(desc) else "building"
+                    if not self.index_changes or self.index_changes[-1][1] != status:
+                        self.index_changes.append((now, status))
+                    if self.build_armed and status == "done":
+                        self.build_done_at, self.build_armed = now, False
                 except Exception:
                     self.errors += 1  # e.g. the index does not exist yet: keep watching
                 self.stop_event.wait(self.interval)
@@ -108,12 +112,9 @@ class Watcher(threading.Thread):
         self.stop_event.set()
         self.join(timeout=10)
 
-    def unloaded_seconds(self, since: float, until: float) -> float:
-        """Time within [since, until] during which the collection was not Loaded."""
-        total, points = 0.0, [(t, s) for t, s in self.load_changes]
-        for i, (t, state) in enumerate(points):
-            end = points[i + 1][0] if i + 1 < len(points) else until
-            lo, hi = max(t, since), min(end, until)
-            if hi > lo and state != "Loaded":
-                total += hi - lo
-        return total
+    def index_first_done_after(self, since: float) -> float | None:
+        """The first change to done at or after ``since`` (a change: it was missing or building)."""
+        for i, (t, status) in enumerate(self.index_changes):
+            if status == "done" and t >= since and i > 0:
+                return t
+        return None

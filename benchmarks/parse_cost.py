@@ -119,7 +119,7 @@ def measure(main_python: str, peers_python: str | None, repeats: int) -> dict:
                 row["extra_parse_ms"] = 1000 * (row["parse_s"] - base["parse_s"])
                 row["extra_parse_rss_mib"] = (row["parse_rss_kib"] - base["parse_rss_kib"]) / 1024
         rows.append(row)
-    return {"repeats": repeats, "rows": rows, "modules": extra_modules(main_python)}
+    return {"repeats": repeats, "rows": rows, "modules": extra_modules(main_python), "python_heap_kib": python_heap_kib(main_python)}
 
 
 def _summary(v: Variant) -> dict:
@@ -141,6 +141,17 @@ def extra_modules(python: str) -> list[str]:
     )
     out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def python_heap_kib(python: str) -> float:
+    """Python-level allocations of the operators' import (tracemalloc): RSS moves in whole
+    allocator arenas and pages, this shows what the import itself allocates."""
+    code = (
+        "import tracemalloc, airflow.sdk; tracemalloc.start(); "
+        f"{MILVUS_OPS}; print(tracemalloc.get_traced_memory()[0])"
+    )
+    out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout
+    return int(out.strip().splitlines()[-1]) / 1024
 
 
 def peers_python_default() -> str | None:
