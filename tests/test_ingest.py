@@ -169,3 +169,25 @@ def test_in_a_dag_from_xcom_and_from_a_callable_with_params(milvus_uri, collecti
         assert xcom(dr, "from_xcom") == {"collection_name": collection_name, "rows": 30, "batches": 4}
         assert xcom(dr, "from_callable") == {"collection_name": collection_name, "rows": 40, "batches": 3}
     assert count(milvus_uri, collection_name) == 70
+
+
+def test_a_batch_hit_by_an_outage_is_retried_not_lost(milvus_server, collection_name, monkeypatch, capfd):
+    """Each batch runs under the retry policy: the server vanishes for 3 s before batch 2."""
+    from tests.fault_proxy import FaultProxy
+
+    make_collection(milvus_server.uri, collection_name, rows=0)
+    with FaultProxy(milvus_server.port) as proxy:
+        monkeypatch.setenv("AIRFLOW_CONN_MILVUS_PROXY", conn_env_value(proxy.uri, timeout=3))
+
+        def rows():
+            for i in range(150):
+                if i == 50:
+                    proxy.block_for(3)
+                yield row(i)
+
+        result = ingest("milvus_proxy", collection_name, rows, batch_size=50, mode="upsert")
+    assert result == {"collection_name": collection_name, "rows": 150, "batches": 3}
+    assert proxy.faults and proxy.connections >= 2
+    logs = "".join(capfd.readouterr())  # Airflow's structlog writes to the terminal
+    assert f"Milvus upsert({collection_name}, 50 rows): attempt 1/5 failed" in logs
+    assert count(milvus_server.uri, collection_name) == 150
