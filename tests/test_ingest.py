@@ -191,3 +191,19 @@ def test_a_batch_hit_by_an_outage_is_retried_not_lost(milvus_server, collection_
     logs = "".join(capfd.readouterr())  # Airflow's structlog writes to the terminal
     assert f"Milvus upsert({collection_name}, 50 rows): attempt 1/5 failed" in logs
     assert count(milvus_server.uri, collection_name) == 150
+
+
+def test_reindex_example_reloads_through_the_ingest_operator_twice(milvus_uri, collection_name, monkeypatch):
+    import shutil
+
+    from tests.conftest import REPO
+    from tests.dag_runner import dags_folder
+
+    shutil.copy(REPO / "example_dags" / "milvus_reindex.py", dags_folder())
+    monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", conn_env_value(milvus_uri))
+    for _ in range(2):
+        dr, tis = run_dag("milvus_reindex", conf={"collection": collection_name, "rows": 600})
+        assert dr.state == "success", {t: ti.state for t, ti in tis.items()}
+        assert xcom(dr, "reload") == {"collection_name": collection_name, "rows": 600, "batches": 2}
+        assert xcom(dr, "search")[0] == 7
+    assert count(milvus_uri, collection_name) == 600
