@@ -1,0 +1,179 @@
+"""Faults on the real server: a proxy between hook and server cuts, blocks or stalls the
+link at each step of a reindex (after the release, before the drop; during the create; during
+the build wait; during the load), and the server is SIGKILLed mid-task.
+
+Every case ends one of two ways: the run succeeds after retries with the exact index back
+and the collection loaded, or it fails with a clear error and a re-run after the fault clears
+rebuilds the exact index from the drop's snapshot. Rows are counted before and after.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from airflow_milvus.errors import MilvusUnavailableError
+from airflow_milvus.hooks.milvus import MilvusHook
+from tests.conftest import milvus_client
+from tests.fault_proxy import FaultProxy
+from tests.helpers import VECTOR_INDEX, make_collection, row_count, scalar_index
+from tests.reliability import index_definitions, new_conn, reindex_dag, run_recorded, states
+from tests.helpers import load_state
+
+pytestmark = pytest.mark.server
+
+# Where a fault strikes: the hook method that is about to run when it does.
+STEPS = {
+    "drop": "drop_index",  # the release has happened, the drop has not
+    "create": "create_index",
+    "build_wait": "index_build_status",
+    "load": "load_collection",
+}
+RPC_TIMEOUT = 3
+
+
+@pytest.fixture
+def proxy(milvus_server):
+    with FaultProxy(milvus_server.port) as p:
+        yield p
+
+
+@pytest.fixture
+def proxy_conn(proxy):
+    """A connection to the proxy; set outside monkeypatch so undoing the faults keeps it."""
+    import pytest as _pytest
+
+    with _pytest.MonkeyPatch.context() as mp:
+        yield new_conn(mp, proxy.uri, timeout=RPC_TIMEOUT)
+
+
+def strike_before(monkeypatch, method: str, fault) -> list[float]:
+    """Run ``fault()`` once, just before the first call of ``MilvusHook.<method>``.
+
+    Undo with ``monkeypatch.undo()``; the connection stays (its env var is set with os.environ,
+    and the snapshot Variable is keyed by connection id, as in production re-runs)."""
+    original = getattr(MilvusHook, method)
+    fired: list[float] = []
+
+    def wrapper(self, *args, **kwargs):
+        if not fired:
+            fired.append(time.monotonic())
+            fault()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MilvusHook, method, wrapper)
+    return fired
+
+
+@pytest.fixture
+def loaded_collection(milvus_server, collection_name):
+    """A loaded collection with a vector and a scalar index; yields (name, definitions, rows)."""
+    uri = milvus_server.uri
+    make_collection(uri, collection_name, indexes=(VECTOR_INDEX, scalar_index(uri)), load=True)
+    return collection_name, index_definitions(uri, collection_name), row_count(uri, collection_name)
+
+
+def wait_ready(uri: str, name: str, timeout: float = 240) -> None:
+    """After a crash the port opens long before Milvus serves again (sessions expire first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with milvus_client(uri, timeout=3) as c:
+                c.describe_collection(name, timeout=3)
+                c.get_load_state(name, timeout=3)
+                return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
+def assert_intact(uri, name, definitions, rows):
+    assert index_definitions(uri, name) == definitions
+    assert row_count(uri, name) == rows
+    assert load_state(uri, name) == "Loaded"
+
+
+# ------------------------------------------------------------------ blips: survived by retries
+@pytest.mark.parametrize("fault", ["cut", "block_3s", "stall_4s"])
+@pytest.mark.parametrize("step", list(STEPS))
+def test_transient_fault_is_survived(step, fault, milvus_server, proxy, proxy_conn, loaded_collection, monkeypatch):
+    name, definitions, rows = loaded_collection
+    action = {"cut": proxy.cut, "block_3s": lambda: proxy.block_for(3), "stall_4s": lambda: proxy.stall_for(4)}[fault]
+    fired = strike_before(monkeypatch, STEPS[step], action)
+    dr, tis, errors = run_recorded(reindex_dag(proxy_conn, name))
+    assert fired, f"the {step} step never ran"
+    assert dr.state == "success", (states(tis), errors)
+    assert_intact(milvus_server.uri, name, definitions, rows)
+
+
+# ------------------------------------------------------------------ outages: fail clearly, re-run converges
+@pytest.mark.parametrize("step", list(STEPS))
+def test_outage_fails_clearly_and_rerun_rebuilds(step, milvus_server, proxy, proxy_conn, loaded_collection, monkeypatch):
+    name, definitions, rows = loaded_collection
+    strike_before(monkeypatch, STEPS[step], proxy.block)
+    dr, tis, errors = run_recorded(reindex_dag(proxy_conn, name, attempts=3, max_wait=4))
+    assert dr.state == "failed", states(tis)
+    failed = "drop" if step == "drop" else "create"
+    assert list(errors) == [failed], errors
+    assert "MilvusUnavailableError" in errors[failed] and "server unavailable after" in errors[failed]
+    assert "bound: 3 attempts within 4s" in errors[failed] and name in errors[failed]
+    proxy.resume()
+    monkeypatch.undo()  # no more faults; the same connection re-runs the DAG
+    dr, tis, errors = run_recorded(reindex_dag(proxy_conn, name))
+    assert dr.state == "success", (states(tis), errors)
+    assert_intact(milvus_server.uri, name, definitions, rows)
+
+
+# ------------------------------------------------------------------ the server dies
+@pytest.mark.parametrize("step", ["drop", "build_wait"])
+def test_server_killed_mid_task(step, milvus_server, proxy, proxy_conn, loaded_collection, monkeypatch):
+    """SIGKILL, restart in the background: the run survives, or fails and the re-run converges."""
+    name, definitions, rows = loaded_collection
+    restart = threading.Thread(target=milvus_server.start, daemon=True)
+
+    def crash():
+        milvus_server.kill()
+        restart.start()
+
+    strike_before(monkeypatch, STEPS[step], crash)
+    try:
+        dr, tis, errors = run_recorded(reindex_dag(proxy_conn, name, attempts=12, max_wait=60))
+    finally:
+        restart.join(240)
+        if milvus_server.proc is None or milvus_server.proc.poll() is not None:
+            milvus_server.start()  # leave a working server to the next test, whatever happened
+        wait_ready(milvus_server.uri, name)
+    if dr.state != "success":
+        # The fault has cleared: a re-run with the same connection converges.
+        assert errors, states(tis)
+        monkeypatch.undo()
+        dr, tis, errors = run_recorded(reindex_dag(proxy_conn, name))
+    assert dr.state == "success", (states(tis), errors)
+    assert_intact(milvus_server.uri, name, definitions, rows)
+
+
+# ------------------------------------------------------------------ unreachable from the start
+@pytest.mark.parametrize("target", ["closed_port", "proxy_without_server"])
+def test_unreachable_server_fails_within_the_configured_bound(target, proxy, monkeypatch):
+    from tests.milvus_server import free_port
+
+    if target == "proxy_without_server":
+        proxy.block()  # the port answers, the server behind it does not: not an auth failure
+        uri = proxy.uri
+    else:
+        uri = f"http://localhost:{free_port()}"
+    conn = new_conn(monkeypatch, uri, timeout=2)
+    attempts, max_wait, timeout = 3, 4.0, 2.0
+    hook = MilvusHook(conn, retry_attempts=attempts, retry_max_wait=max_wait)
+    started = time.monotonic()
+    with pytest.raises(MilvusUnavailableError) as err:
+        hook.list_collections()
+    elapsed = time.monotonic() - started
+    bound = attempts * timeout + max_wait  # every attempt may use its whole timeout
+    assert elapsed < bound + 10, f"took {elapsed:.1f}s, bound {bound:.0f}s"
+    message = str(err.value)
+    assert "server unavailable after" in message and f"bound: {attempts} attempts within 4s" in message
+    assert uri.split("//")[1] in message or "localhost" in message
