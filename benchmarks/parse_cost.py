@@ -119,7 +119,8 @@ def measure(main_python: str, peers_python: str | None, repeats: int) -> dict:
                 row["extra_parse_ms"] = 1000 * (row["parse_s"] - base["parse_s"])
                 row["extra_parse_rss_mib"] = (row["parse_rss_kib"] - base["parse_rss_kib"]) / 1024
         rows.append(row)
-    return {"repeats": repeats, "rows": rows, "modules": extra_modules(main_python), "python_heap_kib": python_heap_kib(main_python)}
+    return {"repeats": repeats, "rows": rows, "modules": extra_modules(main_python), "python_heap_kib": python_heap_kib(main_python),
+            "import_breakdown": import_breakdown(main_python)}
 
 
 def _summary(v: Variant) -> dict:
@@ -154,6 +155,43 @@ def python_heap_kib(python: str) -> float:
     return int(out.strip().splitlines()[-1]) / 1024
 
 
+def import_breakdown(python: str, top: int = 8) -> list[tuple[str, int, int]]:
+    """The modules the operators' import loads after ``airflow.sdk``, slowest (self time) first."""
+    code = f"import airflow.sdk; {MILVUS_OPS}"
+    err = subprocess.run([python, "-X", "importtime", "-c", code], check=True, capture_output=True, text=True).stderr
+    rows, after_sdk = [], False
+    for line in err.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, self_us, cumulative, raw_name = line.replace("import time:", "|", 1).split("|")
+        name, self_us = raw_name.strip(), self_us.strip()
+        if after_sdk and self_us.isdigit():
+            rows.append((name, int(self_us), int(cumulative)))
+        if raw_name == " airflow.sdk":  # the top-level import: everything after it is the operators'
+            after_sdk = True
+    return sorted(rows, key=lambda r: -r[1])[:top]
+
+
 def peers_python_default() -> str | None:
     path = Path(os.environ.get("BENCH_PEERS_PYTHON", "/tmp/bench-peers-venv/bin/python"))
     return str(path) if path.exists() else None
+
+
+def measure_in_launcher(main_python: str, peers_python: str | None, repeats: int) -> dict:
+    """Run ``measure`` from a small fresh process: a child's ru_maxrss starts from its
+    parent's RSS at fork, so a parent holding Airflow and pymilvus would mask the peaks."""
+    cmd = [main_python, "-m", "benchmarks.parse_cost", "--repeats", str(repeats), "--peers-python", peers_python or "none"]
+    out = subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--peers-python", default="none")
+    args = parser.parse_args()
+    peers = None if args.peers_python == "none" else args.peers_python
+    print(json.dumps(measure(sys.executable, peers, args.repeats)))
