@@ -76,13 +76,16 @@ def loaded_collection(milvus_server, collection_name):
 
 
 def wait_ready(uri: str, name: str, timeout: float = 240) -> None:
-    """After a crash the port opens long before Milvus serves again (sessions expire first)."""
+    """After a crash the port opens long before Milvus serves again: old sessions expire
+    first, and until the query node is back a load fails with 'unrecoverable error'."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             with milvus_client(uri, timeout=3) as c:
                 c.describe_collection(name, timeout=3)
-                c.get_load_state(name, timeout=3)
+                probe = f"ready_{name}"
+                c.create_collection(probe, dimension=8, timeout=60)  # quick setup: index + load
+                c.drop_collection(probe)
                 return
         except Exception:
             if time.monotonic() > deadline:
