@@ -9,6 +9,7 @@ at import time.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,13 @@ TRANSIENT_CODES = frozenset({1, 4, 8, 12, 103, 106})
 CONNECTION_FAILED_CODE = 2
 _TRANSIENT_GRPC = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
 _TRANSIENT_MARKERS = ("Retry run out", "Retry timeout", "Open local milvus failed")
-_AUTH_MARKERS = ("auth", "credential", "password", "token", "permission denied", "unauthenticated")
+# Whole words only: "can't find collection authors" is not an authentication failure.
+_AUTH_RE = re.compile(
+    r"\b(authentication|unauthenticated|unauthori[sz]ed|credentials?)\b"
+    r"|\b(incorrect|invalid|wrong|expired)\b[^.]{0,30}\b(password|token|api key)\b"
+    r"|\b(password|token|api key)\b[^.]{0,30}\b(incorrect|invalid|wrong|expired)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -109,12 +116,9 @@ def is_auth_failure(exc: BaseException, port_open: Callable[[], bool] | None) ->
         return True
     if chained & _TRANSIENT_GRPC:
         return False
-    msg = error_message(exc).lower()
-    if code == CONNECTION_FAILED_CODE or any(m in msg for m in _AUTH_MARKERS):
-        if any(m in msg for m in ("auth", "credential", "unauthenticated")):
-            return True
-        return code == CONNECTION_FAILED_CODE and port_open is not None and port_open()
-    return False
+    if _AUTH_RE.search(error_message(exc)):
+        return True
+    return code == CONNECTION_FAILED_CODE and port_open is not None and port_open()
 
 
 def is_transient(exc: BaseException, port_open: Callable[[], bool] | None = None) -> bool:

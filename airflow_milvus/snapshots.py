@@ -23,12 +23,38 @@ def _key(conn_id: str, collection_name: str, kind: str = "") -> str:
     return f"{PREFIX}{kind}.{conn_id}.{collection_name}"
 
 
+def _variable_class():
+    """The task SDK's Variable inside a task; the metadata-DB model outside one (the CLI).
+
+    Outside a task the SDK's Variable.get quietly returns the default, so ask first."""
+    try:
+        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS  # noqa: F401  (set in tasks only)
+    except ImportError:
+        from airflow.models.variable import Variable
+
+        return Variable, "default_var"
+    from airflow.sdk import Variable
+
+    return Variable, "default"
+
+
+def _get(key: str) -> Any:
+    variable, default = _variable_class()
+    return variable.get(key, **{default: None})
+
+
+def _set(key: str, value: str | None, description: str) -> None:
+    variable, _ = _variable_class()
+    if value is None:
+        variable.delete(key)
+    else:
+        variable.set(key, value, description=description)
+
+
 def load(conn_id: str, collection_name: str, kind: str = "") -> list[dict[str, Any]]:
     try:
-        from airflow.sdk import Variable
-
-        raw = Variable.get(_key(conn_id, collection_name, kind), default=None)
-    except Exception as exc:  # no API server or DB reachable (e.g. a plain script)
+        raw = _get(_key(conn_id, collection_name, kind))
+    except Exception as exc:  # neither the API server nor the DB is reachable
         log.warning("Cannot read the index snapshot Variable for %s: %s", collection_name, exc)
         return []
     if not raw:
@@ -42,15 +68,10 @@ def load(conn_id: str, collection_name: str, kind: str = "") -> list[dict[str, A
 
 
 def _save(conn_id: str, collection_name: str, specs: list[dict[str, Any]], kind: str = "") -> None:
-    from airflow.sdk import Variable
-
     key = _key(conn_id, collection_name, kind)
+    what = "indexes it built" if kind else "dropped indexes awaiting rebuild"
     try:
-        if specs:
-            what = "indexes it built" if kind else "dropped indexes awaiting rebuild"
-            Variable.set(key, json.dumps(specs, sort_keys=True), description=f"airflow-milvus: {what}")
-        else:
-            Variable.delete(key)
+        _set(key, json.dumps(specs, sort_keys=True) if specs else None, f"airflow-milvus: {what}")
     except Exception as exc:
         log.warning("Cannot write the index snapshot Variable %s: %s; the XCom result still holds it", key, exc)
 

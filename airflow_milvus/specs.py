@@ -40,6 +40,8 @@ VECTOR_INDEX_TYPES = frozenset(
 SCALAR_INDEX_TYPES = frozenset(
     {"INVERTED", "STL_SORT", "Trie", "TRIE", "BITMAP", "NGRAM", "RTREE", "AUTOINDEX"}
 )
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_NAME_LENGTH = 255
 GLOB_CHARS = frozenset("*?[")
@@ -253,3 +255,25 @@ def build_outcome(status: Mapping[str, Any]) -> str:
     if state == "Finished" and int(status.get("pending_index_rows") or 0) == 0:
         return "done"
     return "pending"
+
+
+def as_bool(value: Any, what: str) -> bool:
+    """A real bool from a bool or a string (templates and the UI render booleans as text)."""
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise MilvusInputError(f"{what} = {value!r} is not a boolean; use true or false.")
+
+
+def as_seconds(value: Any, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise MilvusInputError(f"{what} = {value!r} is not a number of seconds.") from None
+    if number <= 0:
+        raise MilvusInputError(f"{what} = {value!r} must be greater than 0 seconds.")
+    return number

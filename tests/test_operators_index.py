@@ -315,3 +315,75 @@ create >> drop''',
     assert dr.state == "success", states(tis)
     [spec] = xcom(dr, "drop")["dropped"]
     assert (spec["index_type"], spec["metric_type"], spec["params"]) == ("IVF_FLAT", "COSINE", {"nlist": 24})
+
+
+def test_templated_booleans_render_to_real_booleans(milvus_uri, milvus_conn, collection_name):
+    """Jinja renders False as the text "False", which is truthy; the operators coerce it."""
+    make_collection(milvus_uri, collection_name, indexes=(VECTOR_INDEX, scalar_index(milvus_uri)))
+    before = index_summary(milvus_uri, collection_name)
+    _, dr, tis = run(
+        f'''
+bad = MilvusDropIndexOperator(task_id="bad", milvus_conn_id=CONN, collection_name="{collection_name}", drop_all="{{{{ params.maybe }}}}")
+ok = MilvusDropIndexOperator(task_id="ok", milvus_conn_id=CONN, collection_name="{collection_name}", field_name="year",
+                             dry_run="{{{{ params.dry }}}}", drop_all="{{{{ params.dry }}}}")''',
+        milvus_conn,
+        params={"dry": False, "maybe": "perhaps"},
+    )
+    assert str(tis["bad"].state) == "failed"
+    assert str(tis["ok"].state) == "success"
+    assert xcom(dr, "ok")["dry_run"] is False  # "False" did not turn into a dry run
+    assert set(index_summary(milvus_uri, collection_name)) == set(before) - {"year"}
+
+
+def test_load_without_waiting_starts_the_load(milvus_uri, milvus_conn, collection_name, flavour):
+    make_collection(milvus_uri, collection_name)
+    with milvus_client(milvus_uri) as c:
+        c.release_collection(collection_name)
+    from airflow_milvus.operators.collection import MilvusLoadCollectionOperator
+
+    op = MilvusLoadCollectionOperator(task_id="load", milvus_conn_id=milvus_conn, collection_name=collection_name,
+                                      wait_for_completion="false")
+    result = op.execute({})
+    assert result["was_loaded"] is False
+    assert isinstance(result["loaded"], bool)
+    from airflow_milvus.hooks.milvus import MilvusHook
+
+    with MilvusHook(milvus_conn) as hook:  # the load was started: it reaches Loaded by itself
+        for _ in range(120):
+            if hook.get_load_state(collection_name) == "Loaded":
+                break
+            import time
+
+            time.sleep(0.5)
+        assert hook.get_load_state(collection_name) == "Loaded"
+
+
+def test_replace_refused_by_milvus_restores_the_old_index(milvus_uri, milvus_conn, collection_name, flavour):
+    if flavour == "lite":
+        pytest.skip("Milvus Lite accepts nlist=-7; no refusal to recover from")
+    make_collection(milvus_uri, collection_name, load=True)
+    from airflow_milvus.errors import MilvusInputError
+    from airflow_milvus.operators.index import MilvusCreateIndexOperator
+
+    op = MilvusCreateIndexOperator(task_id="c", milvus_conn_id=milvus_conn, collection_name=collection_name, field_name="vec",
+                                   index_type="IVF_FLAT", metric_type="L2", index_params={"nlist": -7}, if_exists="replace")
+    with pytest.raises(MilvusInputError, match="previous index was restored"):
+        op.execute({})
+    assert index_summary(milvus_uri, collection_name) == {"vec": ("vec", "HNSW", "L2")}
+    assert load_state(milvus_uri, collection_name) == "Loaded"
+
+
+def test_closed_hook_frees_the_lite_file_for_another_process(lite_uri, monkeypatch, collection_name):
+    import subprocess
+    import sys
+
+    make_collection(lite_uri, collection_name)
+    from airflow_milvus.hooks.milvus import MilvusHook
+    from tests.conftest import conn_env_value
+
+    monkeypatch.setenv("AIRFLOW_CONN_LITEFREE", conn_env_value(lite_uri))
+    with MilvusHook("litefree") as hook:
+        assert hook.has_collection(collection_name)
+    code = f"from pymilvus import MilvusClient; c = MilvusClient({lite_uri!r}); print(c.has_collection({collection_name!r}))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("True"), proc.stderr[-2000:]

@@ -104,3 +104,21 @@ def test_policy_validation():
         RetryPolicy(attempts=0)
     with pytest.raises(ValueError, match="max_wait"):
         RetryPolicy(max_wait=-1)
+
+
+@pytest.mark.parametrize(
+    ("message", "auth"),
+    [
+        ("can't find collection authors", False),
+        ("field author_id not found", False),
+        ("tokenizer params invalid", False),
+        ("Authentication failed: incorrect password", True),
+        ("the token is expired", True),
+        ("invalid api key", True),
+        ("Unauthenticated request", True),
+    ],
+)
+def test_auth_failure_words(message, auth):
+    from airflow_milvus.retry import is_auth_failure
+
+    assert is_auth_failure(MilvusException(code=100, message=message), lambda: True) is auth

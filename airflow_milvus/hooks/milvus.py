@@ -24,7 +24,7 @@ from airflow_milvus.errors import (
     MilvusUnavailableError,
 )
 from airflow_milvus.retry import RetryPolicy, call_with_retry, error_message, is_auth_failure
-from airflow_milvus.specs import is_glob, is_lite_version, spec_from_description, validate_name
+from airflow_milvus.specs import as_bool, as_seconds, is_glob, is_lite_version, spec_from_description, validate_name
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -36,8 +36,6 @@ DEFAULT_TIMEOUT = 30.0
 SERVER_SCHEMES = ("http", "https", "tcp", "unix")
 _BOOL_EXTRAS = ("secure",)
 _PATH_EXTRAS = ("server_pem_path", "client_pem_path", "client_key_path", "ca_pem_path")
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f", ""}
 
 
 def default_lite_path() -> str:
@@ -132,7 +130,7 @@ class MilvusHook(BaseHook):
         if get("db_name"):
             config["db_name"] = str(get("db_name"))
         if get("secure") is not None:
-            config["secure"] = _as_bool(get("secure"), "extra.secure")
+            config["secure"] = as_bool(get("secure"), "Connection extra.secure")
         for key in (*_PATH_EXTRAS, "server_name"):
             if get(key):
                 config[key] = str(get(key))
@@ -143,7 +141,7 @@ class MilvusHook(BaseHook):
                     "fix the path or remove the extra."
                 )
         timeout = timeout_override if timeout_override is not None else get("timeout")
-        config["timeout"] = _as_number(timeout, "extra.timeout") if timeout is not None else DEFAULT_TIMEOUT
+        config["timeout"] = as_seconds(timeout, "Connection extra.timeout") if timeout is not None else DEFAULT_TIMEOUT
         return config
 
     @property
@@ -215,6 +213,14 @@ class MilvusHook(BaseHook):
                 client.close()
             except Exception as exc:
                 self.log.debug("Closing the Milvus client failed: %s", exc)
+            if self.is_lite:
+                # milvus-lite keeps serving the file until the process exits; free it for the
+                # next process (another task, the CLI) now.
+                try:
+                    from milvus_lite.server_manager import server_manager_instance
+                except ImportError:  # older milvus-lite: nothing kept running
+                    return
+                server_manager_instance.release_server(self.uri)
 
     def __enter__(self) -> MilvusHook:
         return self
@@ -333,10 +339,15 @@ class MilvusHook(BaseHook):
         value = state.get("state") if isinstance(state, dict) else state
         return getattr(value, "name", str(value))
 
-    def load_collection(self, collection_name: str, *, timeout: float | None = None) -> None:
-        """Load and wait until Loaded (``timeout`` seconds, default the RPC timeout)."""
-        wait = float(timeout) if timeout is not None else self.timeout
-        self.call(f"load_collection({collection_name})", lambda c: c.load_collection(collection_name, timeout=wait, retry_times=2))
+    def load_collection(self, collection_name: str, *, timeout: float | None = None, wait: bool = True) -> None:
+        """Load and wait until Loaded (``timeout`` seconds, default the RPC timeout).
+
+        With ``wait=False`` the load is only started."""
+        limit = float(timeout) if timeout is not None else self.timeout
+        self.call(
+            f"load_collection({collection_name})",
+            lambda c: c.load_collection(collection_name, timeout=limit, retry_times=2, _async=not wait),
+        )
 
     def release_collection(self, collection_name: str) -> None:
         self.call(f"release_collection({collection_name})", lambda c: c.release_collection(collection_name, **self._kw))
@@ -622,7 +633,7 @@ def _resolve_uri(uri: Any, host: str | None, port: int | None, schema: str | Non
         return default_lite_path()
     if "://" in host:
         return _resolve_uri(host, None, None, None, secure)
-    scheme = (schema or "").lower() or ("https" if _as_bool(secure, "extra.secure") else "http")
+    scheme = (schema or "").lower() or ("https" if as_bool(secure, "Connection extra.secure") else "http")
     if scheme not in ("http", "https"):
         raise MilvusInputError(
             f"Connection schema {schema!r} is not supported: use http or https (or leave it empty)."
@@ -637,27 +648,6 @@ def _check_lite_path(path: str) -> None:
             f"Milvus Lite database {path!r}: directory {directory!r} does not exist. Create it, "
             "or point extra.uri at an existing directory."
         )
-
-
-def _as_bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool) or value is None:
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise MilvusInputError(f"Connection {name} = {value!r} is not a boolean; use true or false.")
-
-
-def _as_number(value: Any, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise MilvusInputError(f"Connection {name} = {value!r} is not a number of seconds.") from None
-    if number <= 0:
-        raise MilvusInputError(f"Connection {name} = {value!r} must be greater than 0 seconds.")
-    return number
 
 
 __all__ = ["MilvusHook", "MilvusProviderError", "default_lite_path"]

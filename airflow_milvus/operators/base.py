@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_milvus.hooks.milvus import MilvusHook
+from airflow_milvus.specs import as_bool, as_seconds
 
 
 class MilvusBaseOperator(BaseOperator):
@@ -21,6 +22,9 @@ class MilvusBaseOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("milvus_conn_id",)
+    # Templated fields render to text ("False" is truthy): these are coerced before use.
+    bool_fields: Sequence[str] = ()
+    seconds_fields: Sequence[str] = ()
     ui_color = "#e0ecff"
 
     def __init__(
@@ -47,7 +51,14 @@ class MilvusBaseOperator(BaseOperator):
             timeout=self.rpc_timeout,
         )
 
+    def coerce_rendered_fields(self) -> None:
+        for name in self.bool_fields:
+            setattr(self, name, as_bool(getattr(self, name), f"{self.task_id}: {name}"))
+        for name in self.seconds_fields:
+            setattr(self, name, as_seconds(getattr(self, name), f"{self.task_id}: {name}"))
+
     def execute(self, context) -> Any:
+        self.coerce_rendered_fields()
         # Close at the end: a Milvus Lite file can be opened by one process at a time.
         with self.hook:
             return self.run(context)

@@ -11,7 +11,7 @@ from airflow_milvus.operators.base import MilvusBaseOperator
 from airflow_milvus.specs import validate_name
 
 
-def ensure_loaded(hook: MilvusHook, collection_name: str, *, timeout: float | None = None) -> bool:
+def ensure_loaded(hook: MilvusHook, collection_name: str, *, timeout: float | None = None, wait: bool = True) -> bool:
     """Load ``collection_name`` unless it is Loaded; True when this call loaded it.
 
     Milvus cannot load a collection whose vector fields have no index, so that is checked
@@ -29,7 +29,7 @@ def ensure_loaded(hook: MilvusHook, collection_name: str, *, timeout: float | No
             f"Collection {collection_name!r} cannot be loaded: vector field(s) {', '.join(unindexed)} "
             "have no index. Create one first (MilvusCreateIndexOperator), then load."
         )
-    hook.load_collection(collection_name, timeout=timeout)
+    hook.load_collection(collection_name, timeout=timeout, wait=wait)
     return True
 
 
@@ -37,12 +37,15 @@ class MilvusLoadCollectionOperator(MilvusBaseOperator):
     """Load a collection into memory so it serves searches. Loading a Loaded collection is a no-op.
 
     :param collection_name: the collection (templated).
-    :param wait_for_completion: wait until the state is Loaded (always true on Milvus Lite).
+    :param wait_for_completion: wait until the state is Loaded; with False, start the load
+        and return (``loaded`` then tells whether it had already finished).
     :param timeout: seconds to wait for the load.
     :return: ``{"collection_name": str, "was_loaded": bool, "loaded": bool}``
     """
 
     template_fields: Sequence[str] = ("milvus_conn_id", "collection_name", "wait_for_completion", "timeout")
+    bool_fields = ("wait_for_completion",)
+    seconds_fields = ("timeout",)
 
     def __init__(
         self,
@@ -59,9 +62,9 @@ class MilvusLoadCollectionOperator(MilvusBaseOperator):
 
     def run(self, context) -> dict[str, Any]:
         name = validate_name(self.collection_name, "collection name")
-        loaded_now = ensure_loaded(self.hook, name, timeout=float(self.timeout))
+        loaded_now = ensure_loaded(self.hook, name, timeout=self.timeout, wait=self.wait_for_completion)
         self.log.info("Collection %s %s", name, "loaded" if loaded_now else "was already loaded")
-        return {"collection_name": name, "was_loaded": not loaded_now, "loaded": True}
+        return {"collection_name": name, "was_loaded": not loaded_now, "loaded": self.hook.get_load_state(name) == "Loaded"}
 
 
 class MilvusReleaseCollectionOperator(MilvusBaseOperator):

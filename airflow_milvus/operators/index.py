@@ -66,6 +66,7 @@ class MilvusDropIndexOperator(MilvusBaseOperator):
         "missing_collection_ok",
         "dry_run",
     )
+    bool_fields = ("drop_all", "release_if_loaded", "missing_ok", "missing_collection_ok", "dry_run")
 
     def __init__(
         self,
@@ -217,7 +218,8 @@ class MilvusDropIndexOperator(MilvusBaseOperator):
             self.log.warning("Index %s of %s vanished with the drop; re-creating it from the snapshot", spec["index_name"], collection)
             hook.create_index(spec)
         if lost:
-            _wait_for_builds(self, hook, collection, [s["field_name"] for s in lost], timeout=600, poll_interval=1)
+            targets = _index_targets(hook, collection, [s["field_name"] for s in lost])
+            _wait_for_builds(self, hook, targets, timeout=600, poll_interval=1)
 
 
 def _index_targets(hook: MilvusHook, collection: str, fields: list[str]) -> list[dict[str, Any]]:
@@ -230,8 +232,7 @@ def _index_targets(hook: MilvusHook, collection: str, fields: list[str]) -> list
     return targets
 
 
-def _wait_for_builds(op, hook: MilvusHook, collection: str, fields: list[str], *, timeout: float, poll_interval: float) -> None:
-    targets = _index_targets(hook, collection, fields)
+def _wait_for_builds(op, hook: MilvusHook, targets: list[dict[str, Any]], *, timeout: float, poll_interval: float) -> None:
     deadline = time.monotonic() + float(timeout)
     while True:
         event = check_builds(hook, targets)
@@ -242,7 +243,7 @@ def _wait_for_builds(op, hook: MilvusHook, collection: str, fields: list[str], *
             raise MilvusIndexBuildError(event["message"])
         if time.monotonic() >= deadline:
             raise MilvusIndexBuildError(
-                f"Index builds on {collection} not finished after {timeout:.0f}s: {event['statuses']}. "
+                f"Index builds not finished after {timeout:.0f}s: {event['statuses']}. "
                 "Raise timeout, or wait with MilvusIndexBuiltSensor."
             )
         op.log.info("Waiting for index builds: %s", event["statuses"])
@@ -296,6 +297,8 @@ class MilvusCreateIndexOperator(MilvusBaseOperator):
         "dry_run",
     )
     template_fields_renderers = {"index_params": "json", "index_specs": "json"}
+    bool_fields = ("wait_for_completion", "restore_load_state", "load", "dry_run")
+    seconds_fields = ("timeout", "poll_interval")
 
     def __init__(
         self,
@@ -384,6 +387,7 @@ class MilvusCreateIndexOperator(MilvusBaseOperator):
             )
 
     def execute(self, context) -> Any:
+        self.coerce_rendered_fields()
         if self.if_exists not in ("skip", "replace", "fail"):
             raise MilvusInputError(f"if_exists={self.if_exists!r}: use 'skip', 'replace' or 'fail'.")
         wanted = self._wanted()
@@ -398,26 +402,27 @@ class MilvusCreateIndexOperator(MilvusBaseOperator):
                 return result
             for spec in result["skipped"]:
                 snapshots.forget(self.milvus_conn_id, spec["collection_name"], {spec["field_name"]})
-            if result["created"] and self.wait_for_completion and self.deferrable:
-                targets = [
-                    t
-                    for c in dict.fromkeys(s["collection_name"] for s in result["created"])
-                    for t in _index_targets(self.hook, c, [s["field_name"] for s in result["created"] if s["collection_name"] == c])
-                ]
-                self.defer(
-                    trigger=MilvusIndexBuiltTrigger(
-                        targets=targets,
-                        milvus_conn_id=self.milvus_conn_id,
-                        poll_interval=float(self.poll_interval),
-                        timeout=float(self.timeout),
-                        payload={"result": result, "reload": sorted(reload)},
-                    ),
-                    method_name="execute_complete",
-                )
-            if result["created"] and self.wait_for_completion:
-                for collection in dict.fromkeys(s["collection_name"] for s in result["created"]):
-                    fields = [s["field_name"] for s in result["created"] if s["collection_name"] == collection]
-                    _wait_for_builds(self, self.hook, collection, fields, timeout=float(self.timeout), poll_interval=float(self.poll_interval))
+            built = result["created"] + result["skipped"]  # a skipped index may still be building
+            targets = [
+                t
+                for c in dict.fromkeys(s["collection_name"] for s in built)
+                for t in _index_targets(self.hook, c, [s["field_name"] for s in built if s["collection_name"] == c])
+            ]
+            if targets and self.wait_for_completion and self.deferrable:
+                # Builds just started go to the triggerer; indexes that already existed only if unfinished.
+                if result["created"] or check_builds(self.hook, targets)["status"] != "success":
+                    self.defer(
+                        trigger=MilvusIndexBuiltTrigger(
+                            targets=targets,
+                            milvus_conn_id=self.milvus_conn_id,
+                            poll_interval=self.poll_interval,
+                            timeout=self.timeout,
+                            payload={"result": result, "reload": sorted(reload)},
+                        ),
+                        method_name="execute_complete",
+                    )
+            elif targets and self.wait_for_completion:
+                _wait_for_builds(self, self.hook, targets, timeout=self.timeout, poll_interval=self.poll_interval)
             return self._finish(result, reload)
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
@@ -467,13 +472,20 @@ class MilvusCreateIndexOperator(MilvusBaseOperator):
         self.log.info("Creating index %s", spec)
         try:
             hook.create_index(spec)
-        except MilvusProviderError:
-            raise
         except Exception as exc:
+            replaced = existing if self.if_exists == "replace" else []
+            for old in replaced:  # never leave the field without the index it had
+                self.log.warning("Milvus refused the new index; restoring %s", old)
+                hook.create_index(old)
+            if replaced and collection in reload:
+                ensure_loaded(hook, collection, timeout=self.timeout)
+            if isinstance(exc, MilvusProviderError):
+                raise
             raise MilvusInputError(
                 f"Milvus refused index {spec['index_type']} on {collection}.{spec['field_name']} "
                 f"(metric {spec['metric_type']}, params {spec['params']}): {hook.redact(error_message(exc))}. "
                 "Fix index_type, metric_type or params."
+                + (" The previous index was restored." if replaced else "")
             ) from exc
         snapshots.forget(self.milvus_conn_id, collection, {spec["field_name"]})
         snapshots.record_built(self.milvus_conn_id, [spec])
