@@ -25,6 +25,7 @@ _FLAG_HINTS = {
     "'skip' to keep it": "--if-exists skip to keep it",
     "field_name or index_name": "-f FIELD or -i INDEX",
     ", or set missing_collection_ok=True to skip it": "",
+    ", or set missing_collection_ok=True.": ".",
 }
 
 
@@ -79,7 +80,7 @@ def _confirm(question: str, args) -> None:
 def _spec_row(spec: dict[str, Any], **extra) -> dict[str, Any]:
     return {
         "collection": spec["collection_name"],
-        "index_name": spec.get("index_name"),
+        "index_name": spec.get("index_name") or "(default)",
         "field": spec["field_name"],
         "index_type": spec["index_type"],
         "metric": spec.get("metric_type") or "",

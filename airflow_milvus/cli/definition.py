@@ -37,7 +37,9 @@ ARG_IF_EXISTS = Arg(
 ARG_NO_WAIT = Arg(("--no-wait",), action="store_true", help="Return once the build has started")
 ARG_TIMEOUT = Arg(("--timeout",), type=float, default=3600.0, help="Seconds to wait for the build (default 3600)")
 
-_COMMON = (ARG_COLLECTION, ARG_CONN_ID, ARG_OUTPUT, ARG_VERBOSE)
+ARG_ONE_COLLECTION = Arg(("-c", "--collection"), required=True, help="Collection name (no glob: an index is created on one collection)")
+_CONNECTION = (ARG_CONN_ID, ARG_OUTPUT, ARG_VERBOSE)
+_COMMON = (ARG_COLLECTION, *_CONNECTION)
 
 INDEX_COMMANDS = (
     ActionCommand(
@@ -63,7 +65,7 @@ INDEX_COMMANDS = (
         help="Create an index and wait until it is built",
         func=lazy_load_command(f"{_COMMANDS}.index_create"),
         args=(
-            *_COMMON, ARG_FIELD_REQUIRED, ARG_INDEX_TYPE, ARG_METRIC, ARG_PARAMS, ARG_INDEX,
+            ARG_ONE_COLLECTION, *_CONNECTION, ARG_FIELD_REQUIRED, ARG_INDEX_TYPE, ARG_METRIC, ARG_PARAMS, ARG_INDEX,
             ARG_IF_EXISTS, ARG_NO_WAIT, ARG_TIMEOUT, ARG_DRY_RUN, ARG_YES,
         ),  # fmt: skip
     ),

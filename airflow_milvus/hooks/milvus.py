@@ -206,21 +206,17 @@ class MilvusHook(BaseHook):
         return self._client
 
     def close(self) -> None:
-        """Release the client; a Milvus Lite file can be opened by one process only."""
+        """Release the client.
+
+        milvus-lite keeps serving a ``.db`` for the rest of the process (and with it the
+        collections' load state), so another process can open that file only after this
+        one exits; use ``milvus-lite server`` to share it (see docs/connection.md)."""
         if self._client is not None:
             client, self._client = self._client, None
             try:
                 client.close()
             except Exception as exc:
                 self.log.debug("Closing the Milvus client failed: %s", exc)
-            if self.is_lite:
-                # milvus-lite keeps serving the file until the process exits; free it for the
-                # next process (another task, the CLI) now.
-                try:
-                    from milvus_lite.server_manager import server_manager_instance
-                except ImportError:  # older milvus-lite: nothing kept running
-                    return
-                server_manager_instance.release_server(self.uri)
 
     def __enter__(self) -> MilvusHook:
         return self

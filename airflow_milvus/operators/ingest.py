@@ -129,6 +129,7 @@ class MilvusIngestOperator(MilvusBaseOperator):
     """
 
     template_fields: Sequence[str] = ("milvus_conn_id", "collection_name", "data", "batch_size", "mode", "flush")
+    bool_fields = ("flush",)
 
     def __init__(
         self,
