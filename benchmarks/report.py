@@ -134,8 +134,10 @@ def render(results: dict) -> str:
     ]
     for key, (title, fn) in SECTIONS.items():
         if key in results:
-            lines += ["", f"#### {title}", ""]
             value = results[key]
+            lines += ["", f"#### {title}", ""]
+            if value.get("_run"):
+                lines += [f"From an earlier run: {value['_run']}.", ""]
             lines += [f"Failed: `{value['error']}`"] if "error" in value else fn(value)
     return "\n".join(lines) + "\n"
 

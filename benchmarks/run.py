@@ -164,7 +164,20 @@ def _run(name: str, args, server, home: Path, dags: Path) -> dict:
     return reindex.measure(uri, dags, rows=args.rows, dim=args.dim, repeats=args.reindex_repeats, server_pid=server.proc.pid)
 
 
+def _merge_earlier(results: dict, args) -> None:
+    """With --only, keep the other sections of the previous run, each tagged with its run."""
+    path = args.out / "latest.json"
+    if set(args.sections) == set(ALL) or not path.exists():
+        return
+    earlier = json.loads(path.read_text())
+    for key in ALL:
+        if key not in results and key in earlier:
+            results[key] = earlier[key]
+            results[key].setdefault("_run", earlier["meta"]["started"] + ", `" + earlier["meta"]["command"] + "`")
+
+
 def _write(results: dict, args) -> None:
+    _merge_earlier(results, args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     from benchmarks.report import render
