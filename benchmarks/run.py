@@ -34,7 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="a small dry run (minutes): small N, few repeats")
     p.add_argument("--rows", type=int, default=100_000, help="reindex cycle: rows (N)")
     p.add_argument("--dim", type=int, default=128, help="vector size for every section")
-    p.add_argument("--reindex-repeats", type=int, default=1, help="reindex cycle: rounds of the three strategies")
+    p.add_argument("--reindex-repeats", type=int, default=2, help="reindex cycle: rounds of the three strategies")
     p.add_argument("--parse-repeats", type=int, default=11, help="parse cost: fresh interpreters per variant")
     p.add_argument("--overhead-rows", type=int, default=20_000)
     p.add_argument("--overhead-repeats", type=int, default=3)
