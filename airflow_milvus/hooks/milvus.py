@@ -288,7 +288,7 @@ class MilvusHook(BaseHook):
 
     def match_collections(self, names: str | Iterable[str], *, missing_ok: bool = False) -> list[str]:
         """Resolve one name, a list of names, or glob patterns to existing collections."""
-        if isinstance(names, str) or names is None:
+        if not isinstance(names, (list, tuple, set)):  # one name (or a wrongly typed one, refused below)
             names = [names]  # type: ignore[list-item]
         names = list(names)
         if not names:
