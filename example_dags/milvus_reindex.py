@@ -99,7 +99,11 @@ def milvus_reindex():
         """Prove the collection serves queries: the nearest neighbour of row 7's vector is row 7."""
         name = params["collection"]
         with MilvusHook(CONN_ID) as hook:
-            hits = hook.call("search", lambda c: c.search(name, data=[_vector(7)], limit=3, anns_field="embedding"))
+            # A wide HNSW beam (ef): with 100k+ rows the default can miss the exact match.
+            hits = hook.call(
+                "search",
+                lambda c: c.search(name, data=[_vector(7)], limit=3, anns_field="embedding", search_params={"params": {"ef": 1024}}),
+            )
         ids = [int(h["id"]) for h in hits[0]]
         if not ids or ids[0] != 7:
             raise ValueError(f"Search on {name} returned {ids}, expected row 7 first")

@@ -75,3 +75,12 @@ def test_airflow_cli_lists_provider_and_hook():
     assert milvus and milvus[0]["class"] == "airflow_milvus.hooks.milvus.MilvusHook"
     assert (milvus[0]["package_name"], milvus[0]["hook_name"], milvus[0]["conn_id_attribute_name"]) == (
         "airflow-milvus", "Milvus", "milvus_conn_id")
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if "triggers" not in m])
+def test_dag_parse_imports_stay_light(module):
+    """DAG files import operators on every parse: the trigger machinery stays out until a task defers."""
+    code = (f"import sys, {module}; bad = [m for m in ('airflow.triggers.base',) if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, f"{module} imported {proc.stdout.strip()}: {proc.stderr[-2000:]}"

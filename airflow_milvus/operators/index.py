@@ -26,7 +26,6 @@ from airflow_milvus.specs import (
     specs_from_input,
     validate_name,
 )
-from airflow_milvus.triggers.index import MilvusIndexBuiltTrigger, check_builds
 
 
 def _describe(specs: list[dict[str, Any]]) -> str:
@@ -233,6 +232,8 @@ def _index_targets(hook: MilvusHook, collection: str, fields: list[str]) -> list
 
 
 def _wait_for_builds(op, hook: MilvusHook, targets: list[dict[str, Any]], *, timeout: float, poll_interval: float) -> None:
+    from airflow_milvus.triggers.index import check_builds  # not at import: keeps DAG parsing light
+
     deadline = time.monotonic() + float(timeout)
     while True:
         event = check_builds(hook, targets)
@@ -409,6 +410,8 @@ class MilvusCreateIndexOperator(MilvusBaseOperator):
                 for t in _index_targets(self.hook, c, [s["field_name"] for s in built if s["collection_name"] == c])
             ]
             if targets and self.wait_for_completion and self.deferrable:
+                from airflow_milvus.triggers.index import MilvusIndexBuiltTrigger, check_builds
+
                 # Builds just started go to the triggerer; indexes that already existed only if unfinished.
                 if result["created"] or check_builds(self.hook, targets)["status"] != "success":
                     self.defer(

@@ -12,7 +12,6 @@ from airflow.sdk import BaseSensorOperator, conf
 from airflow_milvus.errors import MilvusIndexBuildError, MilvusInputError
 from airflow_milvus.hooks.milvus import MilvusHook
 from airflow_milvus.specs import validate_name
-from airflow_milvus.triggers.index import MilvusIndexBuiltTrigger, check_builds
 
 
 class MilvusIndexBuiltSensor(BaseSensorOperator):
@@ -66,6 +65,7 @@ class MilvusIndexBuiltSensor(BaseSensorOperator):
     def execute(self, context) -> Any:
         if not self.deferrable:
             return super().execute(context)
+        from airflow_milvus.triggers.index import MilvusIndexBuiltTrigger, check_builds
         with self.hook:
             target = self._target()
             event = check_builds(self.hook, [target])
@@ -85,6 +85,8 @@ class MilvusIndexBuiltSensor(BaseSensorOperator):
         )
 
     def poke(self, context) -> Any:
+        from airflow_milvus.triggers.index import check_builds
+
         with self.hook:
             event = check_builds(self.hook, [self._target()])
         if event["status"] == "error":
