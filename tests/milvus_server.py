@@ -85,6 +85,8 @@ class MilvusServer:
         )
         env = dict(os.environ, ETCD_CONFIG_PATH=str(etcd))
         self.log_path = self.data_dir / "milvus-server.out"
+        # The log is appended to across restarts: only this start's lines count.
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.proc = subprocess.Popen(
             self._command(),
             stdout=open(self.log_path, "ab"),
@@ -96,7 +98,10 @@ class MilvusServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            if port_open(self.port) and "Ctrl+C to exit" in self.log_path.read_text(errors="replace"):
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                started = b"Ctrl+C to exit" in log.read()
+            if started and port_open(self.port):
                 return
             time.sleep(0.5)
         log = self.logs()
