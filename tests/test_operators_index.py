@@ -372,3 +372,23 @@ def test_replace_refused_by_milvus_restores_the_old_index(milvus_uri, milvus_con
     assert index_summary(milvus_uri, collection_name) == {"vec": ("vec", "HNSW", "L2")}
     assert load_state(milvus_uri, collection_name) == "Loaded"
 
+
+
+def test_rerun_after_failure_restores_the_load_state(milvus_uri, milvus_conn, collection_name):
+    """The first run released and dropped, then died; the re-run must still load the collection again."""
+    make_collection(milvus_uri, collection_name, load=True)
+    drop_only = f'MilvusDropIndexOperator(task_id="drop", milvus_conn_id=CONN, collection_name="{collection_name}")'
+    _, dr1, _ = run(drop_only, milvus_conn)
+    assert xcom(dr1, "drop")["collections"][collection_name]["released"] is True
+    _, dr2, tis = run(
+        f'''
+drop = {drop_only}
+rebuild = MilvusCreateIndexOperator(task_id="rebuild", milvus_conn_id=CONN, index_specs=drop.output, poll_interval=0.5)
+drop >> rebuild''',
+        milvus_conn,
+    )
+    assert dr2.state == "success", states(tis)
+    assert xcom(dr2, "drop")["collections"][collection_name]["was_loaded"] is True
+    assert set(xcom(dr2, "drop")["pending_rebuild"][0]) == {"collection_name", "field_name", "index_name", "index_type", "metric_type", "params"}
+    assert xcom(dr2, "rebuild")["loaded"] == [collection_name]
+    assert load_state(milvus_uri, collection_name) == "Loaded"

@@ -19,6 +19,7 @@ from airflow_milvus.operators.base import MilvusBaseOperator
 from airflow_milvus.operators.collection import ensure_loaded
 from airflow_milvus.retry import error_message
 from airflow_milvus.specs import (
+    SPEC_KEYS,
     is_vector_spec,
     needs_release,
     normalize_spec,
@@ -157,7 +158,10 @@ class MilvusDropIndexOperator(MilvusBaseOperator):
                 raise MilvusInputError(message + " Set missing_ok=True to treat this as done.")
             self.log.info("%s Nothing to drop.", message)
         indexed_fields = {s["field_name"] for s in snapshot}
-        pending = [s for s in snapshots.load(self.milvus_conn_id, collection) if s.get("field_name") not in indexed_fields]
+        remembered = [s for s in snapshots.load(self.milvus_conn_id, collection) if s.get("field_name") not in indexed_fields]
+        # An earlier run released the collection before it failed: its load state counts.
+        loaded_before = any(s.get("was_loaded") for s in remembered)
+        pending = [{k: s.get(k) for k in SPEC_KEYS} for s in remembered]
         if pending:
             self.log.warning(
                 "Collection %s: earlier drops left %s without a rebuild; passing them on as pending_rebuild",
@@ -177,7 +181,7 @@ class MilvusDropIndexOperator(MilvusBaseOperator):
             "snapshot": snapshot,
             "targets": targets,
             "pending": pending,
-            "was_loaded": state in ("Loaded", "Loading"),
+            "was_loaded": state in ("Loaded", "Loading") or loaded_before,
             "release": release,
         }
 
@@ -186,7 +190,7 @@ class MilvusDropIndexOperator(MilvusBaseOperator):
         if not targets:
             return
         # Record first: if the run dies after the drop, the next run still knows what to rebuild.
-        snapshots.remember(self.milvus_conn_id, targets)
+        snapshots.remember(self.milvus_conn_id, [{**t, "was_loaded": plan["was_loaded"]} for t in targets])
         if plan["release"]:
             self.log.info("Releasing %s before dropping its index", collection)
             hook.release_collection(collection)
