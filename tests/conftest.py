@@ -61,6 +61,15 @@ def milvus_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def auth_server(tmp_path_factory):
+    """A second real server with authorization enabled (root / Milvus)."""
+    server = MilvusServer(tmp_path_factory.mktemp("milvus-auth"), authorization_enabled=True)
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def lite_uri(tmp_path) -> str:
     """A fresh Milvus Lite database file for each test."""

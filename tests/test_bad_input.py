@@ -18,7 +18,6 @@ from tests.dag_runner import write_dag
 from tests.helpers import DIM, VECTOR_INDEX, make_collection, row_count, scalar_index
 from tests.milvus_server import free_port
 from tests.reliability import index_definitions, new_conn, run_recorded
-from tests.test_security import auth_server  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.server
 FAST = {"retry_attempts": 2, "retry_max_wait": 2}

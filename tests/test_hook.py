@@ -10,7 +10,7 @@ import pytest
 
 from airflow_milvus.errors import MilvusAuthenticationError, MilvusInputError, MilvusUnavailableError
 from airflow_milvus.hooks.milvus import DEFAULT_TIMEOUT, MilvusHook, default_lite_path
-from tests.conftest import conn_env_value, milvus_client
+from tests.conftest import conn_env_value
 from tests.helpers import VECTOR_INDEX, make_collection, scalar_index
 from tests.milvus_server import MilvusServer, free_port
 
@@ -117,13 +117,6 @@ def test_test_connection_unreachable(monkeypatch):
     assert "authentication" not in message.lower()
     assert time.monotonic() - started < 60  # bounded, not pymilvus's ~210 s loop
 
-
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory):
-    server = MilvusServer(tmp_path_factory.mktemp("milvus-auth"), authorization_enabled=True)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.server

@@ -34,13 +34,6 @@ def set_conn(monkeypatch, *, login=None, password=None, **extra) -> str:
     return conn_id
 
 
-@pytest.fixture(scope="session")
-def auth_server(tmp_path_factory):
-    server = MilvusServer(tmp_path_factory.mktemp("milvus-auth"), authorization_enabled=True)
-    server.start()
-    yield server
-    server.stop()
-
 
 @pytest.fixture(scope="session")
 def auth_user(auth_server):
