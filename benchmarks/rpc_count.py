@@ -82,12 +82,12 @@ def install() -> None:
 
     from pymilvus.client.grpc_handler import GrpcHandler
 
-    import airflow_milvus.operators.index as index_ops
+    import airflow_milvus.triggers.index as builds  # operators and sensor import check_builds from here at call time
 
     # pymilvus's own waits (create_index(sync=True), load_collection) and the provider's.
     for name in ("wait_for_creating_index", "wait_for_loading_collection"):
         setattr(GrpcHandler, name, _polling(getattr(GrpcHandler, name)))
-    index_ops.check_builds = _polling(index_ops.check_builds)
+    builds.check_builds = _polling(builds.check_builds)
 
 
 def reset() -> None:
