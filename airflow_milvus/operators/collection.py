@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_milvus.errors import MilvusInputError
+from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.hooks.milvus import MilvusHook
 from airflow_milvus.operators.base import MilvusBaseOperator
+from airflow_milvus.retry import error_message
 from airflow_milvus.specs import validate_name
 
 
@@ -29,7 +30,15 @@ def ensure_loaded(hook: MilvusHook, collection_name: str, *, timeout: float | No
             f"Collection {collection_name!r} cannot be loaded: vector field(s) {', '.join(unindexed)} "
             "have no index. Create one first (MilvusCreateIndexOperator), then load."
         )
-    hook.load_collection(collection_name, timeout=timeout, wait=wait)
+    try:
+        hook.load_collection(collection_name, timeout=timeout, wait=wait)
+    except MilvusProviderError:
+        raise
+    except Exception as exc:  # e.g. "unrecoverable error" while a restarted server recovers
+        raise MilvusProviderError(
+            f"Loading collection {collection_name!r} failed: {hook.redact(error_message(exc))}. If the "
+            "server has just restarted, re-run the task once it has recovered."
+        ) from exc
     return True
 
 
