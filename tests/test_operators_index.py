@@ -29,6 +29,14 @@ def run(tasks: str, conn_id: str, **kw):
     return dag_id, dr, tis
 
 
+def drop_then_rebuild(collection_name: str, drop_args: str = "") -> str:
+    """Tasks of the reindex core: drop, then rebuild from the drop's XCom."""
+    return f'''
+drop = MilvusDropIndexOperator(task_id="drop", milvus_conn_id=CONN, collection_name="{collection_name}"{drop_args})
+rebuild = MilvusCreateIndexOperator(task_id="rebuild", milvus_conn_id=CONN, index_specs=drop.output, poll_interval=0.5)
+drop >> rebuild'''
+
+
 def states(tis) -> dict[str, str]:
     return {k: str(v.state) for k, v in tis.items()}
 
@@ -71,10 +79,7 @@ def test_ambiguous_drop_is_refused_without_drop_all(milvus_uri, milvus_conn, col
 def test_loaded_collection_is_released_then_restored(milvus_uri, milvus_conn, collection_name):
     make_collection(milvus_uri, collection_name, load=True)
     _, dr, tis = run(
-        f'''
-drop = MilvusDropIndexOperator(task_id="drop", milvus_conn_id=CONN, collection_name="{collection_name}")
-rebuild = MilvusCreateIndexOperator(task_id="rebuild", milvus_conn_id=CONN, index_specs=drop.output, poll_interval=0.5)
-drop >> rebuild''',
+        drop_then_rebuild(collection_name),
         milvus_conn,
     )
     assert dr.state == "success", states(tis)
@@ -98,10 +103,7 @@ def test_released_collection_stays_released(milvus_uri, milvus_conn, collection_
     with milvus_client(milvus_uri) as c:
         c.release_collection(collection_name)
     _, dr, tis = run(
-        f'''
-drop = MilvusDropIndexOperator(task_id="drop", milvus_conn_id=CONN, collection_name="{collection_name}")
-rebuild = MilvusCreateIndexOperator(task_id="rebuild", milvus_conn_id=CONN, index_specs=drop.output, poll_interval=0.5)
-drop >> rebuild''',
+        drop_then_rebuild(collection_name),
         milvus_conn,
     )
     assert dr.state == "success", states(tis)
@@ -117,10 +119,7 @@ def test_rebuild_reproduces_type_metric_params(milvus_uri, milvus_conn, collecti
     make_collection(milvus_uri, collection_name, indexes=(spec, scalar_index(milvus_uri)))
     before = index_summary(milvus_uri, collection_name)
     _, dr, tis = run(
-        f'''
-drop = MilvusDropIndexOperator(task_id="drop", milvus_conn_id=CONN, collection_name="{collection_name}", drop_all=True)
-rebuild = MilvusCreateIndexOperator(task_id="rebuild", milvus_conn_id=CONN, index_specs=drop.output, poll_interval=0.5)
-drop >> rebuild''',
+        drop_then_rebuild(collection_name, ", drop_all=True"),
         milvus_conn,
     )
     assert dr.state == "success", states(tis)
@@ -138,10 +137,7 @@ def test_rerun_is_idempotent_and_pending_rebuild_survives(milvus_uri, milvus_con
     assert len(xcom(dr1, "drop")["dropped"]) == 1
     # A failed run's re-run: the index is gone, XCom is fresh; the snapshot must still be known.
     _, dr2, tis = run(
-        f'''
-drop = {drop_only}
-rebuild = MilvusCreateIndexOperator(task_id="rebuild", milvus_conn_id=CONN, index_specs=drop.output, poll_interval=0.5)
-drop >> rebuild''',
+        drop_then_rebuild(collection_name),
         milvus_conn,
     )
     assert dr2.state == "success", states(tis)
@@ -381,10 +377,7 @@ def test_rerun_after_failure_restores_the_load_state(milvus_uri, milvus_conn, co
     _, dr1, _ = run(drop_only, milvus_conn)
     assert xcom(dr1, "drop")["collections"][collection_name]["released"] is True
     _, dr2, tis = run(
-        f'''
-drop = {drop_only}
-rebuild = MilvusCreateIndexOperator(task_id="rebuild", milvus_conn_id=CONN, index_specs=drop.output, poll_interval=0.5)
-drop >> rebuild''',
+        drop_then_rebuild(collection_name),
         milvus_conn,
     )
     assert dr2.state == "success", states(tis)
