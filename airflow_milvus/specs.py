@@ -128,6 +128,11 @@ def spec_from_description(collection_name: str, description: Mapping[str, Any]) 
     }
 
 
+def is_vector_field(field: Mapping[str, Any]) -> bool:
+    """Whether a field of ``describe_collection`` holds vectors (dense, sparse or binary)."""
+    return "VECTOR" in getattr(field["type"], "name", str(field["type"])).upper()
+
+
 def is_vector_spec(spec: Mapping[str, Any]) -> bool:
     index_type = str(spec.get("index_type") or "")
     if spec.get("metric_type"):

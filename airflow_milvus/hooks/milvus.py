@@ -24,7 +24,15 @@ from airflow_milvus.errors import (
     MilvusUnavailableError,
 )
 from airflow_milvus.retry import RetryPolicy, call_with_retry, error_message, is_auth_failure
-from airflow_milvus.specs import as_bool, as_seconds, is_glob, is_lite_version, spec_from_description, validate_name
+from airflow_milvus.specs import (
+    as_bool,
+    as_seconds,
+    is_glob,
+    is_lite_version,
+    is_vector_field,
+    spec_from_description,
+    validate_name,
+)
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -324,10 +332,7 @@ class MilvusHook(BaseHook):
         return [f["name"] for f in self.describe_collection(collection_name)["fields"]]
 
     def vector_fields(self, collection_name: str) -> list[str]:
-        from pymilvus import DataType
-
-        vector_types = {t for t in DataType if "VECTOR" in t.name}
-        return [f["name"] for f in self.describe_collection(collection_name)["fields"] if f["type"] in vector_types]
+        return [f["name"] for f in self.describe_collection(collection_name)["fields"] if is_vector_field(f)]
 
     def get_load_state(self, collection_name: str) -> str:
         """'Loaded', 'NotLoad', 'Loading' or 'NotExist'."""

@@ -20,6 +20,7 @@ from airflow_milvus.operators.collection import ensure_loaded
 from airflow_milvus.retry import error_message
 from airflow_milvus.specs import (
     SPEC_KEYS,
+    is_vector_field,
     is_vector_spec,
     needs_release,
     normalize_spec,
@@ -378,14 +379,14 @@ class MilvusCreateIndexOperator(MilvusBaseOperator):
                 f"Field {spec['field_name']!r} does not exist in collection {collection!r} "
                 f"(fields: {', '.join(fields)}); fix field_name."
             )
-        is_vector_field = "VECTOR" in getattr(field["type"], "name", str(field["type"])).upper()
-        if is_vector_spec(spec) and not is_vector_field:
+        vector_field = is_vector_field(field)
+        if is_vector_spec(spec) and not vector_field:
             raise MilvusInputError(
                 f"Index type {spec['index_type']!r} (metric {spec['metric_type']!r}) is a vector index, but "
                 f"field {collection}.{spec['field_name']} is a scalar field. Use a scalar index type "
                 "such as INVERTED or STL_SORT and no metric_type, or index a vector field."
             )
-        if is_vector_field and not spec["metric_type"] and str(spec["index_type"]).upper() != "AUTOINDEX":
+        if vector_field and not spec["metric_type"] and str(spec["index_type"]).upper() != "AUTOINDEX":
             raise MilvusInputError(
                 f"Vector field {collection}.{spec['field_name']} needs a metric_type (L2, IP or COSINE) "
                 f"for index type {spec['index_type']!r}."
