@@ -70,10 +70,34 @@ def auth_server(tmp_path_factory):
     server.stop()
 
 
+def pytest_collection_modifyitems(items):
+    """Mark every test that needs the real server, however it asks for it, so that the fast
+    tier (``-m "not server and not slow and not browser"``) starts none."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if {"milvus_server", "auth_server"} & set(item.fixturenames) or params.get("flavour") == "server":
+            item.add_marker(pytest.mark.server)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_lite_servers(tmp_path_factory):
+    """Stop the shared Lite servers that tests started on other paths (the default .db, CLI runs)."""
+    yield
+    from airflow_milvus.hooks.lite_server import stop_server
+
+    for root in (_HOME, tmp_path_factory.getbasetemp()):
+        for state in Path(root).rglob("*.db.server.json"):
+            stop_server(str(state)[: -len(".server.json")])
+
+
 @pytest.fixture
 def lite_uri(tmp_path) -> str:
-    """A fresh Milvus Lite database file for each test."""
-    return str(tmp_path / "milvus.db")
+    """A fresh Milvus Lite database for each test; its shared server is stopped afterwards."""
+    from airflow_milvus.hooks.lite_server import stop_server
+
+    path = str(tmp_path / "milvus.db")
+    yield path
+    stop_server(path)
 
 
 @pytest.fixture(params=["server", "lite"])
@@ -107,9 +131,16 @@ def milvus_conn(milvus_uri, monkeypatch) -> str:
 
 @contextmanager
 def milvus_client(uri: str, **kwargs):
-    """A raw pymilvus client for arranging and checking state; closed after use (Lite lock)."""
+    """A raw pymilvus client for arranging and checking state.
+
+    A Milvus Lite path goes through its shared server, as the hook does: opening the .db in
+    this process would lock it for the rest of the session."""
     from pymilvus import MilvusClient
 
+    if "://" not in uri:
+        from airflow_milvus.hooks.lite_server import ensure_server
+
+        uri = ensure_server(uri)
     client = MilvusClient(uri, **kwargs)
     try:
         yield client

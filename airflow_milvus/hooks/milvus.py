@@ -204,8 +204,11 @@ class MilvusHook(BaseHook):
             self._secrets  # register with the masker before anything can log them
             cfg = dict(self.client_config)
             if _is_lite_uri(cfg["uri"]):
+                from airflow_milvus.hooks.lite_server import ensure_server
+
                 _check_lite_path(cfg["uri"])
-                cfg = {"uri": cfg["uri"], "timeout": cfg["timeout"]}
+                # Through the .db's shared server: tasks, the triggerer and the CLI all see one load state.
+                cfg = {"uri": ensure_server(cfg["uri"]), "timeout": cfg["timeout"]}
             from pymilvus import MilvusClient
 
             # Not shared: pymilvus pools channels by address and token only, so a client with
@@ -214,11 +217,7 @@ class MilvusHook(BaseHook):
         return self._client
 
     def close(self) -> None:
-        """Release the client.
-
-        milvus-lite keeps serving a ``.db`` for the rest of the process (and with it the
-        collections' load state), so another process can open that file only after this
-        one exits; use ``milvus-lite server`` to share it (see docs/connection.md)."""
+        """Release the client. A Milvus Lite ``.db``'s shared server keeps running (see lite_server)."""
         if self._client is not None:
             client, self._client = self._client, None
             try:
@@ -236,7 +235,7 @@ class MilvusHook(BaseHook):
         """Run ``fn(client)`` under the retry policy; ``what`` names it in logs and errors."""
         try:
             return call_with_retry(
-                lambda: fn(self.get_conn()),
+                lambda: self._attempt(fn),
                 policy=policy or self.retry_policy,
                 what=what,
                 log=self.log,
@@ -248,6 +247,14 @@ class MilvusHook(BaseHook):
             if not hint:
                 raise
             raise MilvusUnavailableError(f"{exc} {hint}") from exc.__cause__
+
+    def _attempt(self, fn: Callable[[MilvusClient], T]) -> T:
+        try:
+            return fn(self.get_conn())
+        except Exception:
+            if self.is_lite:  # the shared Lite server may have died: the next attempt finds or starts one
+                self.close()
+            raise
 
     @property
     def _kw(self) -> dict[str, Any]:
@@ -430,6 +437,10 @@ class MilvusHook(BaseHook):
             c.create_index(spec["collection_name"], params, sync=False, timeout=int(self.timeout), retry_times=2)
 
         self.call(f"create_index({spec['collection_name']}.{spec['field_name']})", create)
+        if self.is_lite:  # Lite does not report build params: record them for snapshots, whoever builds
+            from airflow_milvus import snapshots
+
+            snapshots.record_built(self.milvus_conn_id, [spec])
 
     # ------------------------------------------------------------------ data
     def row_count(self, collection_name: str) -> int:

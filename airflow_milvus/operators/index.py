@@ -496,7 +496,6 @@ class MilvusCreateIndexOperator(MilvusBaseOperator):
                 + (" The previous index was restored." if replaced else "")
             ) from exc
         snapshots.forget(self.milvus_conn_id, collection, {spec["field_name"]})
-        snapshots.record_built(self.milvus_conn_id, [spec])
         result["created"].append(spec)
 
     def _finish(self, result: dict[str, Any], reload: set[str]) -> dict[str, Any]:
