@@ -39,6 +39,8 @@ def get_provider_info() -> dict:
         "sensors": [{"integration-name": "Milvus", "python-modules": ["airflow_milvus.sensors.index"]}],
         "triggers": [{"integration-name": "Milvus", "python-modules": ["airflow_milvus.triggers.index"]}],
         "cli": ["airflow_milvus.cli.definition.get_milvus_cli_commands"],
+        # milvus://host:port/db_name/collection (or milvus://lite/<path>.db/collection), normalized on use.
+        "asset-uris": [{"schemes": ["milvus"], "handler": "airflow_milvus.assets.sanitize_uri"}],
         "connection-types": [
             {
                 "hook-class-name": "airflow_milvus.hooks.milvus.MilvusHook",

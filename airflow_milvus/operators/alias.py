@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
-from airflow_milvus.operators.base import MilvusBaseOperator
+from airflow_milvus.operators.base import MilvusAssetEventsMixin, MilvusBaseOperator
 from airflow_milvus.specs import validate_name
 
 
-class MilvusSwapAliasOperator(MilvusBaseOperator):
+class MilvusSwapAliasOperator(MilvusAssetEventsMixin, MilvusBaseOperator):
     """Atomically point ``alias`` at ``collection_name``, creating the alias if needed.
 
     Clients that query through the alias move from the old collection to the new one in
@@ -20,6 +20,10 @@ class MilvusSwapAliasOperator(MilvusBaseOperator):
     Before switching, it refuses (changing nothing) a target that does not exist, is not
     loaded (queries through the alias would fail), or whose fields differ from the current
     target's (clients would break), unless told otherwise.
+
+    A swap emits an asset event for the alias (clients query it as if it were a collection),
+    extra ``{"action": "alias_swapped", "collection_name", "previous_collection", "row_count",
+    "indexes"}``; see :class:`MilvusAssetEventsMixin` for ``emit_asset_events`` and ``asset_extra``.
 
     :param alias: the alias clients query (templated).
     :param collection_name: the collection the alias must point at (templated).
@@ -37,6 +41,7 @@ class MilvusSwapAliasOperator(MilvusBaseOperator):
         "require_loaded",
         "allow_schema_change",
         "create_if_missing",
+        "asset_extra",
     )
 
     def __init__(
@@ -102,6 +107,10 @@ class MilvusSwapAliasOperator(MilvusBaseOperator):
         if now != target:
             raise MilvusProviderError(f"Alias {alias!r} points at {now!r} after the swap, not at {target!r}.")
         result["swapped"] = True
+        if self.wants_asset_events:
+            extra = {"action": "alias_swapped", "collection_name": target, "previous_collection": previous}
+            extra.update(row_count=hook.row_count(target), indexes=hook.list_index_specs(target))
+            self.announce({alias: extra}, context)
         return result
 
 

@@ -1,4 +1,4 @@
-"""Shared plumbing of the Milvus operators: connection id, retry settings, the hook."""
+"""Shared plumbing of the Milvus operators: connection id, retry settings, the hook, asset events."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import AssetAlias, BaseOperator
 
+from airflow_milvus import assets
+from airflow_milvus.errors import MilvusInputError
 from airflow_milvus.hooks.milvus import MilvusHook
 from airflow_milvus.specs import as_bool, as_seconds
 
@@ -65,3 +67,73 @@ class MilvusBaseOperator(BaseOperator):
 
     def run(self, context) -> Any:
         raise NotImplementedError
+
+
+class MilvusAssetEventsMixin:
+    """For operators that change what a collection serves: announce it as an Airflow asset event.
+
+    The operator declares the asset alias ``milvus_collections`` as an outlet; after a
+    successful change it adds one event per changed collection (or alias), for the asset
+    ``milvus://host:port/db_name/collection`` (see :mod:`airflow_milvus.assets`), with an
+    extra saying what happened. A step that changed nothing, or a dry run, emits nothing.
+
+    :param emit_asset_events: False to emit nothing (the alias is then not declared either).
+        Outlets given with ``outlets=`` are kept: Airflow records those on every success.
+    :param asset_extra: more keys for every event's extra, e.g. a measured recall from an
+        upstream task (templated).
+    """
+
+    def __init__(self, *, emit_asset_events: bool = True, asset_extra: dict[str, Any] | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if asset_extra is not None and not isinstance(asset_extra, dict):
+            raise MilvusInputError(
+                f"asset_extra={asset_extra!r} is not a dict: pass a dict (its values may be templates)."
+            )
+        self.emit_asset_events = emit_asset_events
+        self.asset_extra = asset_extra
+        if emit_asset_events:
+            self.outlets = [*self.outlets, AssetAlias(name=assets.ASSET_ALIAS)]
+
+    @property
+    def wants_asset_events(self) -> bool:
+        """Whether a change would be announced; saves the RPCs that gather the extras otherwise."""
+        return bool(self.emit_asset_events) and not getattr(self, "dry_run", False)
+
+    def announce(self, changes: dict[str, dict[str, Any]], context=None) -> None:
+        """Emit an asset event per changed collection: ``{collection: extra}``.
+
+        Outside a task (the ``airflow milvus`` CLI runs operators too) there is nowhere to record
+        events, so nothing is emitted.
+        """
+        if not changes or not self.wants_asset_events:
+            return
+        if context is None:
+            from airflow.sdk import get_current_context
+
+            try:
+                context = get_current_context()
+            except Exception:  # not running as a task
+                return
+        events = context.get("outlet_events") if context else None
+        if events is None:
+            return
+        from airflow.sdk import Asset
+
+        config = self.hook.client_config
+        extra_keys = dict(self.asset_extra or {})
+        for collection, extra in changes.items():
+            uri = assets.uri_for(config["uri"], collection, config.get("db_name"))
+            events[AssetAlias(name=assets.ASSET_ALIAS)].add(Asset(name=uri, uri=uri), extra={**extra, **extra_keys})
+            self.log.info("Asset event for %s: %s", uri, extra)
+
+    def announce_index_builds(self, result: dict[str, Any]) -> None:
+        """Announce the collections an index was built on, from a create operator's result."""
+        if not self.wants_asset_events:
+            return
+        changes: dict[str, dict[str, Any]] = {}
+        for spec in result["created"]:
+            entry = changes.setdefault(spec["collection_name"], {"action": "indexes_built", "indexes": []})
+            entry["indexes"].append(spec)
+        for name, extra in changes.items():
+            extra.update(loaded=name in result["loaded"], row_count=self.hook.row_count(name))
+        self.announce(changes)

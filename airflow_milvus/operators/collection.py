@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.hooks.milvus import MilvusHook
-from airflow_milvus.operators.base import MilvusBaseOperator
+from airflow_milvus.operators.base import MilvusAssetEventsMixin, MilvusBaseOperator
 from airflow_milvus.retry import error_message
 from airflow_milvus.specs import validate_name
 
@@ -42,8 +42,12 @@ def ensure_loaded(hook: MilvusHook, collection_name: str, *, timeout: float | No
     return True
 
 
-class MilvusLoadCollectionOperator(MilvusBaseOperator):
+class MilvusLoadCollectionOperator(MilvusAssetEventsMixin, MilvusBaseOperator):
     """Load a collection into memory so it serves searches. Loading a Loaded collection is a no-op.
+
+    A load that changed something emits an asset event for the collection (extra:
+    ``{"action": "loaded", "row_count", "indexes"}``); see :class:`MilvusAssetEventsMixin`
+    for ``emit_asset_events`` and ``asset_extra``.
 
     :param collection_name: the collection (templated).
     :param wait_for_completion: wait until the state is Loaded; with False, start the load
@@ -52,7 +56,7 @@ class MilvusLoadCollectionOperator(MilvusBaseOperator):
     :return: ``{"collection_name": str, "was_loaded": bool, "loaded": bool}``
     """
 
-    template_fields: Sequence[str] = ("milvus_conn_id", "collection_name", "wait_for_completion", "timeout")
+    template_fields: Sequence[str] = ("milvus_conn_id", "collection_name", "wait_for_completion", "timeout", "asset_extra")
     bool_fields = ("wait_for_completion",)
     seconds_fields = ("timeout",)
 
@@ -73,6 +77,9 @@ class MilvusLoadCollectionOperator(MilvusBaseOperator):
         name = validate_name(self.collection_name, "collection name")
         loaded_now = ensure_loaded(self.hook, name, timeout=self.timeout, wait=self.wait_for_completion)
         self.log.info("Collection %s %s", name, "loaded" if loaded_now else "was already loaded")
+        if loaded_now and self.wants_asset_events:
+            indexes = self.hook.list_index_specs(name)
+            self.announce({name: {"action": "loaded", "row_count": self.hook.row_count(name), "indexes": indexes}}, context)
         return {"collection_name": name, "was_loaded": not loaded_now, "loaded": self.hook.get_load_state(name) == "Loaded"}
 
 
