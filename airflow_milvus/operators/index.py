@@ -15,7 +15,7 @@ from airflow.sdk import conf
 from airflow_milvus import snapshots
 from airflow_milvus.errors import MilvusIndexBuildError, MilvusInputError, MilvusProviderError
 from airflow_milvus.hooks.milvus import MilvusHook
-from airflow_milvus.operators.base import MilvusBaseOperator
+from airflow_milvus.operators.base import MilvusAssetEventsMixin, MilvusBaseOperator
 from airflow_milvus.operators.collection import ensure_loaded
 from airflow_milvus.retry import error_message
 from airflow_milvus.specs import (
@@ -256,7 +256,7 @@ def _wait_for_builds(op, hook: MilvusHook, targets: list[dict[str, Any]], *, tim
         time.sleep(float(poll_interval))
 
 
-class MilvusCreateIndexOperator(MilvusBaseOperator):
+class MilvusCreateIndexOperator(MilvusAssetEventsMixin, MilvusBaseOperator):
     """Create indexes, or rebuild exactly what a drop removed (``index_specs=drop.output``).
 
     An identical existing index is success without work. A different index on the field is
@@ -282,6 +282,8 @@ class MilvusCreateIndexOperator(MilvusBaseOperator):
         before the drop, and wait until Loaded.
     :param load: load the touched collections afterwards regardless.
     :param dry_run: log and return what would be created; change nothing.
+    :param emit_asset_events: emit an asset event per collection an index was built on
+        (see :class:`~airflow_milvus.operators.base.MilvusAssetEventsMixin`; ``asset_extra`` too).
     :return: ``{"created": [spec, ...], "skipped": [spec, ...], "loaded": [collection, ...]}``
     """
 
@@ -301,6 +303,7 @@ class MilvusCreateIndexOperator(MilvusBaseOperator):
         "restore_load_state",
         "load",
         "dry_run",
+        "asset_extra",
     )
     template_fields_renderers = {"index_params": "json", "index_specs": "json"}
     bool_fields = ("wait_for_completion", "restore_load_state", "load", "dry_run")
@@ -509,4 +512,5 @@ class MilvusCreateIndexOperator(MilvusBaseOperator):
         for collection in sorted(to_load):
             ensure_loaded(self.hook, collection, timeout=float(self.timeout))
             result["loaded"].append(collection)
+        self.announce_index_builds(result)  # asset events: see MilvusAssetEventsMixin
         return result
