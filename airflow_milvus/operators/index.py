@@ -236,24 +236,36 @@ def _index_targets(hook: MilvusHook, collection: str, fields: list[str]) -> list
     return targets
 
 
-def _wait_for_builds(op, hook: MilvusHook, targets: list[dict[str, Any]], *, timeout: float, poll_interval: float) -> None:
+def _poll_builds(op, hook: MilvusHook, targets: list[dict[str, Any]], *, timeout: float, poll_interval: float) -> dict[str, Any]:
+    """Poll until the builds succeed or ``timeout`` passes; the last poll's event. A failed build raises."""
     from airflow_milvus.triggers.index import check_builds  # not at import: keeps DAG parsing light
 
     deadline = time.monotonic() + float(timeout)
     while True:
         event = check_builds(hook, targets)
-        if event["status"] == "success":
-            op.log.info("Index builds finished: %s", event["statuses"])
-            return
         if event["status"] == "error":
             raise MilvusIndexBuildError(event["message"])
+        if event["status"] == "success":
+            op.log.info("Index builds finished: %s", event["statuses"])
+            return event
         if time.monotonic() >= deadline:
-            raise MilvusIndexBuildError(
-                f"Index builds not finished after {timeout:.0f}s: {event['statuses']}. "
-                "Raise timeout, or wait with MilvusIndexBuiltSensor."
-            )
+            return event
         op.log.info("Waiting for index builds: %s", event["statuses"])
-        time.sleep(float(poll_interval))
+        time.sleep(max(0.0, min(float(poll_interval), deadline - time.monotonic())))
+
+
+def _wait_for_builds(op, hook: MilvusHook, targets: list[dict[str, Any]], *, timeout: float, poll_interval: float) -> None:
+    event = _poll_builds(op, hook, targets, timeout=timeout, poll_interval=poll_interval)
+    if event["status"] != "success":
+        raise MilvusIndexBuildError(
+            f"Index builds not finished after {timeout:.0f}s: {event['statuses']}. "
+            "Raise timeout, or wait with MilvusIndexBuiltSensor."
+        )
+
+
+# Before deferring, the worker watches the build this long: a build that ends within it never
+# reaches the triggerer (no trigger round trip, and no exposure to apache/airflow#71580).
+WORKER_CHECK_SECONDS = 10.0
 
 
 class MilvusCreateIndexOperator(MilvusAssetEventsMixin, MilvusBaseOperator):
@@ -418,10 +430,10 @@ class MilvusCreateIndexOperator(MilvusAssetEventsMixin, MilvusBaseOperator):
                 for t in _index_targets(self.hook, c, [s["field_name"] for s in built if s["collection_name"] == c])
             ]
             if targets and self.wait_for_completion and self.deferrable:
-                from airflow_milvus.triggers.index import MilvusIndexBuiltTrigger, check_builds
+                from airflow_milvus.triggers.index import MilvusIndexBuiltTrigger
 
-                # Builds just started go to the triggerer; indexes that already existed only if unfinished.
-                if result["created"] or check_builds(self.hook, targets)["status"] != "success":
+                check = min(float(self.poll_interval), WORKER_CHECK_SECONDS, float(self.timeout))
+                if _poll_builds(self, self.hook, targets, timeout=check, poll_interval=1)["status"] != "success":
                     self.defer(
                         trigger=MilvusIndexBuiltTrigger(
                             targets=targets,
