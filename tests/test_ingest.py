@@ -207,3 +207,57 @@ def test_reindex_example_reloads_through_the_ingest_operator_twice(milvus_uri, c
         assert xcom(dr, "reload") == {"collection_name": collection_name, "rows": 600, "batches": 2}
         assert xcom(dr, "search")[0] == 7
     assert count(milvus_uri, collection_name) == 600
+
+
+def embedding_output(n: int) -> dict:
+    """The shape common.ai's LlamaIndexEmbeddingOperator returns (the provider is not installed here)."""
+    return {"chunks": [
+        {"text": f"chunk {i} of the handbook", "metadata": {"source": f"doc{i % 3}.md", "page": i}, "vector": row(i)["vec"]}
+        for i in range(n)
+    ]}
+
+
+def rag_collection(uri: str, name: str, *, vector_field: str, fields: dict) -> None:
+    from pymilvus import DataType
+
+    with milvus_client(uri) as c:
+        schema = c.create_schema(auto_id=True)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("text", DataType.VARCHAR, max_length=256)
+        schema.add_field(vector_field, DataType.FLOAT_VECTOR, dim=DIM)
+        for field, kind in fields.items():
+            schema.add_field(field, kind, **({"max_length": 64} if kind == DataType.VARCHAR else {}))
+        c.create_collection(name, schema=schema)
+        params = c.prepare_index_params()
+        params.add_index(vector_field, index_type="FLAT", metric_type="L2")
+        c.create_index(name, params)
+
+
+def test_embedding_operator_chunks_default_mapping(milvus_conn, milvus_uri, collection_name):
+    from pymilvus import DataType
+
+    rag_collection(milvus_uri, collection_name, vector_field="vector", fields={"metadata": DataType.JSON})
+    assert ingest(milvus_conn, collection_name, embedding_output(12), batch_size=5)["rows"] == 12
+    with milvus_client(milvus_uri) as c:
+        c.load_collection(collection_name)
+        got = c.query(collection_name, filter='text == "chunk 7 of the handbook"', output_fields=["metadata", "vector"],
+                      consistency_level="Strong")
+    assert [g["metadata"] for g in got] == [{"source": "doc1.md", "page": 7}]
+    assert got[0]["vector"] == pytest.approx(row(7)["vec"], rel=1e-6)
+
+
+def test_embedding_operator_chunks_mapping_overridden(milvus_conn, milvus_uri, collection_name):
+    from pymilvus import DataType
+
+    rag_collection(milvus_uri, collection_name, vector_field="embedding", fields={"source": DataType.VARCHAR, "page": DataType.INT64})
+    result = ingest(milvus_conn, collection_name, embedding_output(9), chunk_fields={"vector": "embedding", "metadata": "*"})
+    assert result["rows"] == 9
+    with milvus_client(milvus_uri) as c:
+        c.load_collection(collection_name)
+        got = c.query(collection_name, filter='source == "doc2.md"', output_fields=["page"], consistency_level="Strong")
+    assert sorted(g["page"] for g in got) == [2, 5, 8]
+    # The default mapping does not fit this collection: the error names the field and the collection's fields.
+    with pytest.raises(MilvusInputError, match=r"row 0 .*lacks field\(s\) embedding"):
+        ingest(milvus_conn, collection_name, embedding_output(2))
+    with pytest.raises(MilvusInputError, match=r"chunks'\]\[0\]\['text'\] is not a dict"):
+        ingest(milvus_conn, collection_name, embedding_output(1), chunk_fields={"text": "*"})

@@ -13,6 +13,9 @@ from airflow_milvus.retry import error_message
 from airflow_milvus.specs import validate_name
 
 MODES = ("insert", "upsert")
+# common.ai's LlamaIndexEmbeddingOperator returns {"chunks": [{"text", "metadata", "vector"}, ...]}:
+# each chunk key goes to the field named here; None leaves it out, "*" spreads a dict into fields.
+CHUNK_FIELDS = {"text": "text", "vector": "vector", "metadata": "metadata"}
 _INT_TYPES = {"INT8", "INT16", "INT32", "INT64"}
 _FLOAT_TYPES = {"FLOAT", "DOUBLE"}
 _DENSE_VECTORS = {"FLOAT_VECTOR", "FLOAT16_VECTOR", "BFLOAT16_VECTOR", "INT8_VECTOR"}
@@ -99,6 +102,29 @@ def _type_problem(kind: str, params: dict[str, Any], value: Any) -> str | None:
     return None
 
 
+def chunks_to_rows(data: Mapping[str, Any], mapping: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
+    """Rows from an embedding operator's ``{"chunks": [...]}``, chunk keys renamed by ``mapping``."""
+    fields = {**CHUNK_FIELDS, **dict(mapping or {})}
+    chunks = data.get("chunks")
+    if not isinstance(chunks, list):
+        raise MilvusInputError(f"data['chunks'] must be a list of chunk dicts (text, metadata, vector); got {type(chunks).__name__}.")
+    for number, chunk in enumerate(chunks):
+        if not isinstance(chunk, Mapping):
+            raise MilvusInputError(f"data['chunks'][{number}] is a {type(chunk).__name__}, not a dict with text, metadata, vector.")
+        row: dict[str, Any] = {}
+        for key, value in chunk.items():
+            target = fields.get(key, key)
+            if target is None:
+                continue
+            if target == "*":
+                if not isinstance(value, Mapping):
+                    raise MilvusInputError(f"data['chunks'][{number}][{key!r}] is not a dict, so chunk_fields cannot spread it ('*').")
+                row.update(value)
+            else:
+                row[target] = value
+        yield row
+
+
 def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
     it = iter(rows)
     while batch := list(itertools.islice(it, size)):
@@ -125,10 +151,15 @@ class MilvusIngestOperator(MilvusBaseOperator):
     :param batch_size: rows per insert/upsert call (templated).
     :param mode: ``"insert"`` or ``"upsert"`` (templated).
     :param flush: flush the collection at the end so the rows are sealed and counted.
+    :param chunk_fields: for ``data`` shaped like the output of common.ai's
+        ``LlamaIndexEmbeddingOperator`` (``{"chunks": [{"text", "metadata", "vector"}]}``): which
+        field each chunk key goes to, merged over the default ``{"text": "text", "vector":
+        "vector", "metadata": "metadata"}``. ``None`` leaves a key out; ``"*"`` spreads a dict
+        (e.g. ``{"metadata": "*"}`` makes each metadata key a field). Other keys keep their name.
     :return: ``{"collection_name": str, "rows": int, "batches": int}``
     """
 
-    template_fields: Sequence[str] = ("milvus_conn_id", "collection_name", "data", "batch_size", "mode", "flush")
+    template_fields: Sequence[str] = ("milvus_conn_id", "collection_name", "data", "batch_size", "mode", "flush", "chunk_fields")
     bool_fields = ("flush",)
 
     def __init__(
@@ -139,6 +170,7 @@ class MilvusIngestOperator(MilvusBaseOperator):
         batch_size: int = 1000,
         mode: str = "insert",
         flush: bool = True,
+        chunk_fields: dict[str, str | None] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -150,6 +182,7 @@ class MilvusIngestOperator(MilvusBaseOperator):
         self.batch_size = batch_size
         self.mode = mode
         self.flush = flush
+        self.chunk_fields = chunk_fields
 
     def _rows(self, context) -> Iterable[Any]:
         data = self.data
@@ -157,10 +190,14 @@ class MilvusIngestOperator(MilvusBaseOperator):
             from airflow.sdk.bases.decorator import determine_kwargs
 
             data = self.data_callable(**determine_kwargs(self.data_callable, [], dict(context or {})))
+        if isinstance(data, Mapping) and "chunks" in data:
+            if self.chunk_fields is not None and not isinstance(self.chunk_fields, Mapping):
+                raise MilvusInputError(f"chunk_fields={self.chunk_fields!r}: give a dict of chunk key -> field name.")
+            return chunks_to_rows(data, self.chunk_fields)
         if data is None or isinstance(data, (str, bytes, Mapping)) or not isinstance(data, Iterable):
             raise MilvusInputError(
-                f"data for {self.collection_name!r} must be a list of row dicts, an XComArg of one, or a "
-                f"callable returning an iterable of rows; got {type(data).__name__}."
+                f"data for {self.collection_name!r} must be a list of row dicts, an XComArg of one, a dict with "
+                f"'chunks' (an embedding operator's output), or a callable returning an iterable of rows; got {type(data).__name__}."
             )
         return data
 
