@@ -1,0 +1,351 @@
+"""Recall gate: measure an index against exact search before it serves."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowFailException
+
+from airflow_milvus.errors import MilvusInputError, MilvusProviderError
+from airflow_milvus.operators.base import MilvusBaseOperator
+from airflow_milvus.recall import METRICS, check_metric, latency_summary, summarize_recalls
+from airflow_milvus.specs import validate_name
+
+DEFAULT_MAX_ROWS = 1_000_000
+MAX_TOP_K = 16384  # Milvus's limit on a search's topk
+
+
+class MilvusRecallBelowThresholdError(MilvusProviderError, AirflowFailException):
+    """Measured recall is below ``min_recall``. Not retried: a re-run measures the same."""
+
+
+class MilvusRecallCheckOperator(MilvusBaseOperator):
+    """Measure recall@k of a collection's vector index against exact brute-force search.
+
+    Queries are ``sample_size`` vectors sampled (seeded) from the collection itself. Each is
+    searched on its own through the index with ``search_params``, timed. The ground truth
+    streams every vector of the collection through a query iterator and keeps a running
+    exact top-k per query (numpy), so memory stays at one batch plus the queries. A result
+    counts as a true neighbour when its exact distance is no worse than the k-th exact
+    distance (within float32 rounding), so ties and duplicate vectors do not count as misses.
+
+    The collection must be Loaded (Milvus searches only loaded collections); the check
+    changes nothing, so it does not load it for you. Supports dense float vector fields
+    with the L2, IP and COSINE metrics.
+
+    :param collection_name: the collection, or an alias of it (templated).
+    :param anns_field: the vector field; default the collection's only vector field (templated).
+    :param top_k: k of recall@k (templated).
+    :param sample_size: number of query vectors (templated). 100 queries give recall within
+        about ±0.02 (one standard error) at recall 0.9; see docs/recall.md.
+    :param search_params: as passed to ``MilvusClient.search``, e.g.
+        ``{"params": {"ef": 64}}`` or ``{"metric_type": "L2", "params": {"nprobe": 16}}``;
+        a dict or a JSON object string (templated).
+    :param seed: seed of the query sample; the same seed on the same data picks the same
+        queries (templated).
+    :param min_recall: fail the task when recall is below it; None only measures (templated).
+    :param max_rows: refuse collections with more rows than this, as the ground truth
+        reads every vector (templated).
+    :param batch_size: rows per query-iterator batch while streaming the ground truth.
+    :return: ``{"collection_name", "alias", "anns_field", "recall", "recall_stderr",
+        "recall_min", "passed", "min_recall", "top_k", "queries", "rows", "metric_type",
+        "index", "search_params", "latency_ms": {"p50", "p95", "max"},
+        "ground_truth_seconds", "seconds", "seed", "query_ids"}``. ``passed`` is True
+        when there is no ``min_recall``.
+    """
+
+    template_fields: Sequence[str] = (
+        "milvus_conn_id",
+        "collection_name",
+        "anns_field",
+        "top_k",
+        "sample_size",
+        "search_params",
+        "seed",
+        "min_recall",
+        "max_rows",
+    )
+    ui_color = "#e8f5e0"
+
+    def __init__(
+        self,
+        *,
+        collection_name: str,
+        anns_field: str | None = None,
+        top_k: int = 10,
+        sample_size: int = 100,
+        search_params: dict[str, Any] | str | None = None,
+        seed: int = 0,
+        min_recall: float | None = None,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        batch_size: int = 2000,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.collection_name = collection_name
+        self.anns_field = anns_field
+        self.top_k = top_k
+        self.sample_size = sample_size
+        self.search_params = search_params
+        self.seed = seed
+        self.min_recall = min_recall
+        self.max_rows = max_rows
+        self.batch_size = batch_size
+
+    # ------------------------------------------------------------------ inputs
+    def _validated_inputs(self) -> None:
+        self.top_k = _as_int(self.top_k, "top_k", 1, MAX_TOP_K)
+        self.sample_size = _as_int(self.sample_size, "sample_size", 1)
+        self.seed = _as_int(self.seed, "seed", 0)
+        self.max_rows = _as_int(self.max_rows, "max_rows", 1)
+        self.batch_size = _as_int(self.batch_size, "batch_size", 1, 16384)
+        if self.min_recall in (None, "", "None"):
+            self.min_recall = None
+        else:
+            try:
+                self.min_recall = float(self.min_recall)
+            except (TypeError, ValueError):
+                raise MilvusInputError(f"min_recall = {self.min_recall!r} is not a number; give a value between 0 and 1, or None to only measure.") from None
+            if not 0.0 <= self.min_recall <= 1.0:
+                raise MilvusInputError(f"min_recall = {self.min_recall!r} is outside [0, 1]; recall@k is a share of the true top-k.")
+        self.search_params = _parse_search_params(self.search_params)
+
+    def _vector_field(self, name: str) -> tuple[str, str]:
+        """(primary key field, vector field), checked against the schema."""
+        fields = self.hook.describe_collection(name)["fields"]
+        types = {f["name"]: getattr(f["type"], "name", str(f["type"])) for f in fields}
+        primary = next(f["name"] for f in fields if f.get("is_primary"))
+        vectors = [n for n, t in types.items() if "VECTOR" in t.upper()]
+        field = self.anns_field
+        if field in (None, ""):
+            if len(vectors) != 1:
+                raise MilvusInputError(
+                    f"Collection {name!r} has {len(vectors)} vector fields ({', '.join(vectors) or 'none'}); "
+                    "set anns_field to the one to check."
+                )
+            field = vectors[0]
+        field = validate_name(field, "anns_field")
+        if field not in types:
+            raise MilvusInputError(f"Collection {name!r} has no field {field!r}; its fields are {', '.join(types)}.")
+        if types[field] != "FLOAT_VECTOR":
+            kind = "is not a vector field" if field not in vectors else "is not a dense float vector field"
+            raise MilvusInputError(
+                f"Field {field!r} of {name!r} is {types[field]}: it {kind}. The recall check supports "
+                f"FLOAT_VECTOR fields ({', '.join(vectors) or 'none here'} are the vector fields)."
+            )
+        return primary, field
+
+    def _metric(self, index: Mapping[str, Any] | None, name: str, field: str) -> str:
+        indexed = (index or {}).get("metric_type")
+        asked = self.search_params.get("metric_type")
+        if asked:
+            asked = check_metric(asked, "search_params metric_type")
+        if asked and indexed and str(asked).upper() != str(indexed).upper():
+            raise MilvusInputError(
+                f"search_params metric_type {asked!r} differs from the index on {name}.{field}, built for "
+                f"{indexed!r}; drop metric_type from search_params or rebuild the index."
+            )
+        if not (asked or indexed):
+            raise MilvusInputError(
+                f"{name}.{field} has no index reporting a metric; set search_params={{'metric_type': ...}} "
+                f"({', '.join(METRICS)})."
+            )
+        return check_metric(indexed or asked, f"metric_type of {name}.{field}")
+
+    # ------------------------------------------------------------------ the check
+    def run(self, context) -> dict[str, Any]:
+        started = time.perf_counter()
+        self._validated_inputs()
+        hook = self.hook
+        given = validate_name(self.collection_name, "collection name")
+        name = hook.describe_alias(given) or given
+        if not hook.has_collection(name):
+            raise MilvusInputError(f"Collection {given!r} does not exist; check the name or alias.")
+        primary, field = self._vector_field(name)
+        state = hook.get_load_state(name)
+        if state != "Loaded":
+            raise MilvusInputError(
+                f"Collection {name!r} is {state}: Milvus searches only loaded collections. Load it first "
+                "(MilvusLoadCollectionOperator or MilvusCreateIndexOperator(load=True)); the check changes nothing."
+            )
+        specs = hook.list_index_specs(name, field_name=field)
+        index = specs[0] if specs else None
+        metric = self._metric(index, name, field)
+        rows = self._count(name)
+        self._check_size(name, rows)
+
+        query_ids, queries = self._sample_queries(name, primary, field, rows)
+        ann_ids, latencies = self._search(name, field, queries)
+        from airflow_milvus.recall import StreamingGroundTruth
+
+        truth = StreamingGroundTruth(queries, self.top_k, metric, ann_ids)
+        gt_started = time.perf_counter()
+        for ids, vectors in self._stream(name, [primary, field]):
+            truth.add(ids, [v[field] for v in vectors])
+        gt_seconds = time.perf_counter() - gt_started
+        if truth.rows < rows:
+            raise MilvusProviderError(f"Collection {name!r} streamed {truth.rows} rows, but counted {rows}: it changed during the check; re-run it.")
+
+        stats = summarize_recalls(truth.recalls())
+        passed = self.min_recall is None or stats["recall"] >= self.min_recall
+        result = {
+            "collection_name": name,
+            "alias": given if given != name else None,
+            "anns_field": field,
+            **{k: round(v, 6) for k, v in stats.items()},
+            "passed": passed,
+            "min_recall": self.min_recall,
+            "top_k": self.top_k,
+            "queries": len(query_ids),
+            "rows": truth.rows,
+            "metric_type": metric,
+            "index": index,
+            "search_params": self.search_params,
+            "latency_ms": latency_summary(latencies),
+            "ground_truth_seconds": round(gt_seconds, 3),
+            "seconds": round(time.perf_counter() - started, 3),
+            "seed": self.seed,
+            "query_ids": query_ids,
+        }
+        self.log.info(
+            "Recall@%d of %s.%s (%s, %s, search %s): %.4f ± %.4f over %d queries (worst %.2f), %d rows; "
+            "search latency p50 %.1f ms, p95 %.1f ms; ground truth %.1f s",
+            self.top_k, name, field, _index_text(index), metric, self.search_params, stats["recall"],
+            stats["recall_stderr"], len(query_ids), stats["recall_min"], truth.rows,
+            result["latency_ms"]["p50"], result["latency_ms"]["p95"], gt_seconds,
+        )  # fmt: skip
+        if not passed:
+            raise MilvusRecallBelowThresholdError(
+                f"Recall@{self.top_k} of {name}.{field} is {stats['recall']:.4f} (± {stats['recall_stderr']:.4f} over "
+                f"{len(query_ids)} queries), below min_recall={self.min_recall}. Index: {_index_text(index)}; "
+                f"search_params: {json.dumps(self.search_params)}. Raise the build or search parameters "
+                "(e.g. nprobe, ef), or lower min_recall if this quality is acceptable."
+            )
+        return result
+
+    def _count(self, name: str) -> int:
+        # count(*) sees live rows; collection stats count an upserted row twice until compaction.
+        res = self.hook.call(
+            f"query({name}, count(*))",
+            lambda c: c.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=self.hook.timeout),
+        )
+        return int(res[0]["count(*)"])
+
+    def _check_size(self, name: str, rows: int) -> None:
+        if rows > self.max_rows:
+            raise MilvusInputError(
+                f"Collection {name!r} has {rows} rows, more than max_rows={self.max_rows}: the ground truth reads "
+                "every vector (see docs/recall.md for its cost). Raise max_rows if the time is acceptable."
+            )
+        if self.sample_size > rows:
+            raise MilvusInputError(
+                f"sample_size={self.sample_size} is larger than collection {name!r} ({rows} rows); "
+                f"use at most {rows} queries."
+            )
+        if self.top_k > rows:
+            raise MilvusInputError(f"top_k={self.top_k} is larger than collection {name!r} ({rows} rows).")
+
+    def _stream(self, name: str, fields: list[str]) -> Iterator[tuple[list[Any], list[dict[str, Any]]]]:
+        """Batches of (primary keys, rows) over the whole collection, one RPC per batch."""
+        hook = self.hook
+        primary = fields[0]
+        iterator = hook.call(
+            f"query_iterator({name})",
+            lambda c: c.query_iterator(name, batch_size=self.batch_size, output_fields=fields, timeout=hook.timeout),
+        )
+        try:
+            while True:
+                batch = hook.call(f"query_iterator({name}).next", lambda _c: iterator.next())
+                if not batch:
+                    return
+                yield [row[primary] for row in batch], batch
+        finally:
+            iterator.close()
+
+    def _sample_queries(self, name: str, primary: str, field: str, rows: int) -> tuple[list[Any], list[list[float]]]:
+        """Seeded sample of the collection's own vectors: positions first, then their keys."""
+        import numpy as np
+
+        positions = np.sort(np.random.default_rng(self.seed).choice(rows, self.sample_size, replace=False))
+        picked: list[Any] = []
+        seen = 0
+        for ids, _ in self._stream(name, [primary]):
+            lo, hi = np.searchsorted(positions, [seen, seen + len(ids)])
+            picked.extend(ids[p - seen] for p in positions[lo:hi])
+            seen += len(ids)
+            if len(picked) == len(positions):
+                break
+        if len(picked) < len(positions):
+            raise MilvusProviderError(f"Collection {name!r} streamed {seen} rows, but counted {rows}: it changed during the check; re-run it.")
+        found = self.hook.call(
+            f"get({name}, {len(picked)} ids)",
+            lambda c: c.get(name, ids=picked, output_fields=[field], timeout=self.hook.timeout),
+        )
+        by_id = {row[primary]: row[field] for row in found}
+        missing = [pk for pk in picked if pk not in by_id]
+        if missing:
+            raise MilvusProviderError(f"Rows {missing[:5]} of {name!r} vanished during the check; re-run it.")
+        return [_json_safe(pk) for pk in picked], [list(by_id[pk]) for pk in picked]
+
+    def _search(self, name: str, field: str, queries: list[list[float]]) -> tuple[list[list[Any]], list[float]]:
+        """One search per query (per-query latency), through the index as users search."""
+        ann_ids, latencies = [], []
+        for vector in queries:
+            def search(c, vector=vector):
+                begin = time.perf_counter()
+                hits = c.search(
+                    name, data=[vector], limit=self.top_k, anns_field=field, search_params=self.search_params,
+                    output_fields=[], timeout=self.hook.timeout,
+                )  # fmt: skip
+                return hits, time.perf_counter() - begin
+
+            hits, seconds = self.hook.call(f"search({name}.{field})", search)
+            ann_ids.append([hit["id"] for hit in hits[0]])
+            latencies.append(seconds)
+        return ann_ids, latencies
+
+
+def _as_int(value: Any, what: str, low: int, high: int | None = None) -> int:
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except (TypeError, ValueError):
+        raise MilvusInputError(f"{what} = {value!r} is not a whole number.") from None
+    if isinstance(number, bool) or number < low or (high is not None and number > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise MilvusInputError(f"{what} = {value!r} must be {bound}.")
+    return number
+
+
+def _parse_search_params(value: Any) -> dict[str, Any]:
+    if value in (None, ""):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise MilvusInputError(
+                f"search_params {value!r} is not valid JSON ({exc.msg}); write it as a JSON object, "
+                'e.g. {"params": {"nprobe": 16}}.'
+            ) from None
+    if not isinstance(value, Mapping):
+        raise MilvusInputError(f"search_params must be a dict such as {{'params': {{'nprobe': 16}}}}, got {value!r}.")
+    return dict(value)
+
+
+def _json_safe(pk: Any) -> Any:
+    return pk if isinstance(pk, (int, str)) else int(pk)
+
+
+def _index_text(index: Mapping[str, Any] | None) -> str:
+    if not index:
+        return "no index"
+    return f"{index.get('index_type')} {index.get('metric_type') or ''} {json.dumps(index.get('params') or {})}".replace("  ", " ")
+
+
+__all__ = ["DEFAULT_MAX_ROWS", "MilvusRecallBelowThresholdError", "MilvusRecallCheckOperator"]

@@ -1,0 +1,167 @@
+"""Exact nearest neighbours over a stream of vector batches, and recall@k against them.
+
+Pure numpy, no Milvus calls: the recall check feeds it the batches a query iterator returns,
+so the collection never has to fit in memory. numpy is imported inside functions only
+(this module is imported when a DAG file is parsed).
+
+Every metric is turned into a *key* where lower is nearer: squared L2 distance as Milvus
+reports it, minus the inner product (IP), minus the cosine similarity (COSINE). Keys are
+computed in float64, so the ground truth does not depend on float32 rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_milvus.errors import MilvusInputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+METRICS = ("L2", "IP", "COSINE")
+# A result counts as a true neighbour when its exact key is within float32 rounding of the
+# k-th exact key: Milvus computes in float32, so an exact index may order near-ties (and
+# duplicate vectors) differently, and that is no loss of recall.
+RELATIVE_TOLERANCE = 1e-6
+
+
+def check_metric(metric: Any, where: str = "metric_type") -> str:
+    """The metric in upper case, or a clear error for one the check cannot compute."""
+    name = str(metric or "").strip().upper()
+    if name not in METRICS:
+        raise MilvusInputError(
+            f"{where} {metric!r} is not supported by the recall check: it computes exact neighbours "
+            f"for dense float vectors with {', '.join(METRICS)}. Binary (HAMMING, JACCARD) and sparse "
+            "(IP on sparse vectors, BM25) fields cannot be checked."
+        )
+    return name
+
+
+def as_matrix(vectors: Any, what: str = "vectors") -> np.ndarray:
+    """A 2-D float64 array from lists of floats (what pymilvus returns) or an array."""
+    import numpy as np
+
+    matrix = np.asarray(vectors, dtype=np.float64)
+    if matrix.ndim != 2:
+        raise MilvusInputError(f"{what} must be a list of equally long float vectors, got shape {matrix.shape}.")
+    return matrix
+
+
+def metric_keys(queries: np.ndarray, vectors: np.ndarray, metric: str) -> np.ndarray:
+    """Keys (lower is nearer) of every vector for every query: shape (queries, vectors)."""
+    import numpy as np
+
+    if metric == "L2":
+        # |q - x|^2 expanded: one matrix product instead of a (queries, vectors, dim) array.
+        keys = (queries**2).sum(1)[:, None] + (vectors**2).sum(1)[None, :] - 2.0 * (queries @ vectors.T)
+        return np.maximum(keys, 0.0)
+    if metric == "IP":
+        return -(queries @ vectors.T)
+    if metric == "COSINE":
+        return -(_unit(queries) @ _unit(vectors).T)
+    raise MilvusInputError(f"metric {metric!r} is not one of {METRICS}")
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0.0, 1.0, norms)  # a zero vector stays zero
+
+
+class StreamingGroundTruth:
+    """Exact top-k of a few queries over batches of (ids, vectors), in bounded memory.
+
+    Memory is the queries, a (queries, k) table of the best keys and ids so far, and one
+    batch at a time. The ANN results to score are given up front, so their exact keys are
+    picked up as their vectors stream past (no second fetch).
+
+    :param queries: (q, dim) query vectors.
+    :param top_k: k of recall@k.
+    :param metric: ``L2``, ``IP`` or ``COSINE``.
+    :param ann_ids: per query, the ids the ANN search returned (may be fewer than k).
+    """
+
+    def __init__(self, queries: Any, top_k: int, metric: str, ann_ids: Sequence[Sequence[Hashable]]) -> None:
+        import numpy as np
+
+        self.queries = as_matrix(queries, "queries")
+        self.metric = check_metric(metric)
+        self.top_k = int(top_k)
+        n = len(self.queries)
+        if len(ann_ids) != n:
+            raise ValueError(f"{len(ann_ids)} ANN result lists for {n} queries")
+        self.best_keys = np.full((n, self.top_k), np.inf)
+        self.best_ids = np.full((n, self.top_k), None, dtype=object)
+        # Exact key of each ANN result; inf until its vector is seen (a missing slot is a miss).
+        self.ann_keys = np.full((n, self.top_k), np.inf)
+        self._slots: dict[Hashable, list[tuple[int, int]]] = {}
+        for query, ids in enumerate(ann_ids):
+            for slot, pk in enumerate(list(ids)[: self.top_k]):
+                self._slots.setdefault(pk, []).append((query, slot))
+        self.rows = 0
+
+    def add(self, ids: Sequence[Hashable], vectors: Any) -> None:
+        """Fold one batch into the running top-k."""
+        import numpy as np
+
+        if not len(ids):
+            return
+        batch = as_matrix(vectors, "batch vectors")
+        if len(batch) != len(ids):
+            raise ValueError(f"{len(ids)} ids for {len(batch)} vectors")
+        keys = metric_keys(self.queries, batch, self.metric)
+        for column, pk in enumerate(ids):
+            for query, slot in self._slots.get(pk, ()):
+                self.ann_keys[query, slot] = keys[query, column]
+        merged_keys = np.concatenate([self.best_keys, keys], axis=1)
+        batch_ids = np.empty(len(ids), dtype=object)
+        batch_ids[:] = list(ids)
+        merged_ids = np.concatenate([self.best_ids, np.broadcast_to(batch_ids, keys.shape)], axis=1)
+        keep = np.argpartition(merged_keys, self.top_k - 1, axis=1)[:, : self.top_k]
+        self.best_keys = np.take_along_axis(merged_keys, keep, axis=1)
+        self.best_ids = np.take_along_axis(merged_ids, keep, axis=1)
+        self.rows += len(ids)
+
+    def neighbours(self) -> list[list[Hashable]]:
+        """The exact top-k ids of each query, nearest first."""
+        import numpy as np
+
+        order = np.argsort(self.best_keys, axis=1, kind="stable")
+        ids = np.take_along_axis(self.best_ids, order, axis=1)
+        keys = np.take_along_axis(self.best_keys, order, axis=1)
+        return [[pk for pk, key in zip(row, krow) if np.isfinite(key)] for row, krow in zip(ids, keys)]
+
+    def recalls(self) -> list[float]:
+        """recall@k of each query: the share of its k ANN results that are true neighbours."""
+        import numpy as np
+
+        if self.rows < self.top_k:
+            raise ValueError(f"only {self.rows} vectors streamed, fewer than top_k={self.top_k}")
+        kth = self.best_keys.max(axis=1)
+        scale = np.abs(kth) + (self.queries**2).sum(1) if self.metric != "COSINE" else np.abs(kth) + 1.0
+        limit = kth + RELATIVE_TOLERANCE * scale
+        hits = (self.ann_keys <= limit[:, None]).sum(axis=1)
+        return [float(h) / self.top_k for h in hits]
+
+
+def summarize_recalls(recalls: Sequence[float]) -> dict[str, float]:
+    """Mean recall, its standard error over the queries, and the worst query."""
+    import numpy as np
+
+    values = np.asarray(recalls, dtype=np.float64)
+    stderr = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+    return {"recall": float(values.mean()), "recall_stderr": stderr, "recall_min": float(values.min())}
+
+
+def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
+    """p50, p95 and max of per-search latencies, in milliseconds."""
+    import numpy as np
+
+    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+    return {
+        "p50": round(float(np.percentile(ms, 50)), 3),
+        "p95": round(float(np.percentile(ms, 95)), 3),
+        "max": round(float(ms.max()), 3),
+    }

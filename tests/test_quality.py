@@ -1,0 +1,270 @@
+"""The recall gate: streaming ground truth (pure numpy), and the operator on both flavours."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from airflow_milvus.errors import MilvusInputError
+from airflow_milvus.operators.quality import MilvusRecallBelowThresholdError, MilvusRecallCheckOperator
+from airflow_milvus.recall import StreamingGroundTruth, check_metric, latency_summary, summarize_recalls
+from tests.conftest import milvus_client
+from tests.dag_runner import run_dag, write_dag
+from tests.helpers import is_lite
+
+N, DIM = 3000, 16
+FLAT = {"index_type": "FLAT", "params": {}}
+# Many lists, one probed: far from exact on both flavours (Milvus Lite ignores nlist, and its
+# own IVF with nprobe 1 measures about 0.3 here).
+POOR = {"index_type": "IVF_FLAT", "params": {"nlist": 1024}}
+NPROBE_1 = {"params": {"nprobe": 1}}
+
+
+def vectors(n=N, dim=DIM, seed=3):
+    return np.random.default_rng(seed).random((n, dim), dtype=np.float32)
+
+
+def make_vector_collection(uri, name, data, *, index=FLAT, metric="L2", load=True):
+    """id / vec / year, rows inserted before the index is built, as a reindex does (Milvus
+    Lite builds an index created before the data in the background, and a search that runs
+    before that build finishes is exact)."""
+    from pymilvus import DataType
+
+    with milvus_client(uri) as c:
+        schema = c.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=data.shape[1])
+        schema.add_field("year", DataType.INT64)
+        c.create_collection(name, schema=schema)
+        for start in range(0, len(data), 1000):
+            c.insert(name, [{"id": i, "vec": data[i].tolist(), "year": i % 50} for i in range(start, min(len(data), start + 1000))])
+        c.flush(name)
+        if c.get_load_state(name)["state"].name == "Loaded":
+            c.release_collection(name)  # Lite reports new collections as Loaded
+        params = c.prepare_index_params()
+        params.add_index("vec", index_name="vec", index_type=index["index_type"], metric_type=metric, params=index["params"])
+        c.create_index(name, params)
+        if load:
+            c.load_collection(name)
+        else:
+            c.release_collection(name)  # Milvus Lite loads a collection when it builds an index
+    return name
+
+
+def make_unsupported_vector_collection(uri, name) -> str:
+    """A loaded collection with a vector field ``other`` the check refuses; returns its type.
+
+    Milvus Lite has no binary vectors and server 2.3.5 neither sparse vectors nor two vector
+    fields: on Lite, ``other`` is sparse beside a dense ``vec``; on the server, binary alone."""
+    from pymilvus import DataType
+
+    lite = is_lite(uri)
+    with milvus_client(uri) as c:
+        schema = c.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        params = c.prepare_index_params()
+        if lite:
+            schema.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
+            schema.add_field("other", DataType.SPARSE_FLOAT_VECTOR)
+            params.add_index("vec", index_type="FLAT", metric_type="L2", params={})
+            params.add_index("other", index_type="SPARSE_INVERTED_INDEX", metric_type="IP", params={})
+            rows = [{"id": i, "vec": [float(i)] * 4, "other": {i % 7: 1.0}} for i in range(20)]
+        else:
+            schema.add_field("other", DataType.BINARY_VECTOR, dim=8)
+            params.add_index("other", index_type="BIN_FLAT", metric_type="HAMMING", params={})
+            rows = [{"id": i, "other": bytes([i])} for i in range(20)]
+        c.create_collection(name, schema=schema)
+        c.insert(name, rows)
+        c.flush(name)
+        if c.get_load_state(name)["state"].name == "Loaded":
+            c.release_collection(name)
+        c.create_index(name, params)
+        c.load_collection(name)
+    return "SPARSE_FLOAT_VECTOR" if lite else "BINARY_VECTOR"
+
+
+def check(conn_id, name, **kwargs) -> dict:
+    return MilvusRecallCheckOperator(task_id="recall", milvus_conn_id=conn_id, collection_name=name, **kwargs).execute({})
+
+
+def numpy_recall(data, uri, name, query_ids, k, search_params, metric="L2"):
+    """Recall computed independently: exact neighbours by plain numpy on the inserted array,
+    ANN neighbours from pymilvus searches of the same query vectors."""
+    if metric == "L2":
+        exact = [np.argsort(((data - data[q]) ** 2).sum(1), kind="stable")[:k] for q in query_ids]
+    else:
+        unit = data / np.linalg.norm(data, axis=1, keepdims=True) if metric == "COSINE" else data
+        exact = [np.argsort(-(unit @ unit[q]), kind="stable")[:k] for q in query_ids]
+    with milvus_client(uri) as c:
+        found = [
+            {h["id"] for h in c.search(name, data=[data[q].tolist()], limit=k, anns_field="vec", search_params=search_params)[0]}
+            for q in query_ids
+        ]
+    return float(np.mean([len(found[i] & set(exact[i].tolist())) / k for i in range(len(query_ids))]))
+
+
+# ---------------------------------------------------------------------- pure maths
+@pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
+def test_streaming_ground_truth_equals_one_shot_numpy(metric):
+    data = np.random.default_rng(0).normal(size=(500, 8))
+    queries = data[[3, 50, 499]]
+    if metric == "L2":
+        keys = ((queries[:, None, :] - data[None, :, :]) ** 2).sum(-1)
+    elif metric == "IP":
+        keys = -(queries @ data.T)
+    else:
+        unit = data / np.linalg.norm(data, axis=1, keepdims=True)
+        keys = -(unit[[3, 50, 499]] @ unit.T)
+    exact = np.argsort(keys, axis=1)[:, :5].tolist()
+    for batch in (1, 7, 500):
+        truth = StreamingGroundTruth(queries, 5, metric, ann_ids=exact)
+        for start in range(0, len(data), batch):
+            truth.add(list(range(start, min(len(data), start + batch))), data[start : start + batch])
+        assert truth.neighbours() == exact
+        assert truth.recalls() == [1.0, 1.0, 1.0]
+
+
+def test_recall_counts_misses_short_answers_and_ties():
+    data = np.array([[0.0], [1.0], [2.0], [2.0], [5.0], [9.0]])  # rows 2 and 3 are duplicates
+    truth = StreamingGroundTruth(data[[0]], 3, "L2", ann_ids=[["a", "b", "d"]])
+    truth.add(["a", "b", "c", "d"], data[:4])
+    truth.add(["e", "f"], data[4:])
+    # d ties with c at the 3rd place: a hit although the exact top 3 is a, b, c.
+    assert truth.recalls() == [1.0]
+    assert truth.neighbours()[0][:2] == ["a", "b"]
+
+    for ann, expected in ((["a", "e", "f"], 1 / 3), (["a", "b"], 2 / 3), (["x", "y", "z"], 0.0)):
+        truth = StreamingGroundTruth(data[[0]], 3, "L2", ann_ids=[ann])
+        truth.add(list("abcdef"), data)
+        assert truth.recalls() == [pytest.approx(expected)]
+
+
+def test_recall_summaries_and_metric_names():
+    assert summarize_recalls([1.0, 0.5]) == {"recall": 0.75, "recall_stderr": pytest.approx(0.25), "recall_min": 0.5}
+    assert latency_summary([0.001, 0.002, 0.010]) == {"p50": 2.0, "p95": 9.2, "max": 10.0}
+    assert check_metric("cosine") == "COSINE"
+    with pytest.raises(MilvusInputError, match=r"'HAMMING' is not supported by the recall check.*L2, IP, COSINE"):
+        check_metric("HAMMING")
+
+
+# ---------------------------------------------------------------------- the operator
+@pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
+def test_flat_index_measures_recall_one(milvus_conn, milvus_uri, collection_name, metric):
+    make_vector_collection(milvus_uri, collection_name, vectors(), metric=metric)
+    result = check(milvus_conn, collection_name)
+
+    assert json.loads(json.dumps(result)) == result  # JSON-safe XCom
+    assert (result["recall"], result["recall_min"], result["passed"]) == (1.0, 1.0, True)
+    assert (result["top_k"], result["queries"], result["rows"], result["metric_type"]) == (10, 100, N, metric)
+    assert (result["index"]["index_type"], result["index"]["field_name"], result["anns_field"]) == ("FLAT", "vec", "vec")
+    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p95"] <= result["latency_ms"]["max"]
+    assert result["ground_truth_seconds"] > 0 and result["min_recall"] is None
+    assert len(set(result["query_ids"])) == 100
+    if metric != "L2":
+        return
+    # Seeded: the same seed samples the same queries, another seed others.
+    again = check(milvus_conn, collection_name, sample_size=5, top_k=3, seed=0)
+    other = check(milvus_conn, collection_name, sample_size=5, top_k=3, seed=1)
+    assert again["query_ids"] == check(milvus_conn, collection_name, sample_size=5, top_k=3, seed=0)["query_ids"]
+    assert other["query_ids"] != again["query_ids"]
+
+
+def test_poor_index_matches_recall_computed_by_numpy(milvus_conn, milvus_uri, collection_name):
+    data = vectors()
+    make_vector_collection(milvus_uri, collection_name, data, index=POOR)
+    result = check(milvus_conn, collection_name, search_params=NPROBE_1, sample_size=50)
+
+    independent = numpy_recall(data, milvus_uri, collection_name, result["query_ids"], 10, NPROBE_1)
+    assert result["recall"] < 0.8 and result["recall_min"] < result["recall"]
+    assert result["recall"] == pytest.approx(independent, abs=0.005)
+    assert result["passed"] is True  # no min_recall: measured only
+    assert result["search_params"] == NPROBE_1
+    assert result["index"]["index_type"] == "IVF_FLAT"
+    # Probing every list makes the same index exact.
+    assert check(milvus_conn, collection_name, search_params={"params": {"nprobe": 1024}}, sample_size=20)["recall"] == 1.0
+
+
+def test_gate_fails_the_task_with_recall_threshold_index_and_params(milvus_conn, milvus_uri, collection_name):
+    make_vector_collection(milvus_uri, collection_name, vectors(), index=POOR)
+    with pytest.raises(MilvusRecallBelowThresholdError) as failure:
+        check(milvus_conn, collection_name, search_params=json.dumps(NPROBE_1), sample_size=30, min_recall="0.95")
+    message = str(failure.value)
+    assert f"Recall@10 of {collection_name}.vec is 0." in message and "below min_recall=0.95" in message
+    assert "IVF_FLAT" in message and '"nprobe": 1' in message
+    from airflow.sdk.exceptions import AirflowFailException
+
+    assert isinstance(failure.value, AirflowFailException)  # a re-try would measure the same
+    # The same index passes a threshold it meets.
+    assert check(milvus_conn, collection_name, search_params=NPROBE_1, sample_size=30, min_recall=0.05)["passed"] is True
+
+
+def test_checks_through_an_alias(milvus_conn, milvus_uri, collection_name):
+    make_vector_collection(milvus_uri, collection_name, vectors(n=500))
+    with milvus_client(milvus_uri) as c:
+        c.create_alias(collection_name, f"{collection_name}_live")
+    result = check(milvus_conn, f"{collection_name}_live", sample_size=10)
+    assert (result["collection_name"], result["alias"], result["recall"]) == (collection_name, f"{collection_name}_live", 1.0)
+
+
+def test_bad_input_gets_clear_errors_and_changes_nothing(milvus_conn, milvus_uri, collection_name):
+    make_vector_collection(milvus_uri, collection_name, vectors(n=200))
+    unloaded = make_vector_collection(milvus_uri, f"{collection_name}_u", vectors(n=50), load=False)
+    odd = f"{collection_name}_odd"
+    odd_type = make_unsupported_vector_collection(milvus_uri, odd)
+    cases = [
+        ({"sample_size": 201}, r"sample_size=201 is larger than collection .* \(200 rows\); use at most 200"),
+        ({"anns_field": "year"}, r"Field 'year' of .* is INT64: it is not a vector field"),
+        ({"anns_field": "nope"}, r"has no field 'nope'; its fields are id, vec, year\."),
+        ({"collection_name": odd, "anns_field": "other"}, rf"Field 'other' .* is {odd_type}: it is not a dense float vector field"),
+        ({"max_rows": 150}, r"has 200 rows, more than max_rows=150.*Raise max_rows"),
+        ({"search_params": {"metric_type": "MANHATTAN"}}, r"search_params metric_type 'MANHATTAN' is not supported.*L2, IP, COSINE"),
+        ({"search_params": {"metric_type": "IP"}}, r"differs from the index .* built for 'L2'"),
+        ({"search_params": "{nprobe: 1}"}, r"search_params '\{nprobe: 1\}' is not valid JSON"),
+        ({"min_recall": 1.5}, r"min_recall = 1.5 is outside \[0, 1\]"),
+        ({"top_k": 0}, r"top_k = 0 must be between 1 and 16384"),
+        ({"collection_name": unloaded}, rf"'{unloaded}' is NotLoad: Milvus searches only loaded collections. Load it first"),
+        ({"collection_name": f"{collection_name}_x"}, r"does not exist; check the name or alias"),
+    ]
+    if is_lite(milvus_uri):  # the only flavour here with two vector fields in one collection
+        cases.append(({"collection_name": odd, "anns_field": None}, r"has 2 vector fields \(vec, other\); set anns_field"))
+    for case, message in cases:
+        kwargs = {"anns_field": "vec", **case}
+        name = kwargs.pop("collection_name", collection_name)
+        with pytest.raises(MilvusInputError, match=message):
+            check(milvus_conn, name, **kwargs)
+    with milvus_client(milvus_uri) as c:
+        assert c.get_load_state(unloaded)["state"].name == "NotLoad"  # the check loads nothing
+        assert c.get_load_state(collection_name)["state"].name == "Loaded"
+
+
+def test_templated_gate_fails_the_dag_task_and_stops_downstream(milvus_conn, milvus_uri, collection_name):
+    make_vector_collection(milvus_uri, collection_name, vectors(), index=POOR)
+    dag_id = write_dag(
+        f"""
+        import pendulum
+        from airflow.sdk import dag, task
+        from airflow_milvus.operators.quality import MilvusRecallCheckOperator
+
+        @dag(dag_id=DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1), params={{"floor": 0.9}})
+        def d():
+            gate = MilvusRecallCheckOperator(
+                task_id="recall", milvus_conn_id={milvus_conn!r}, collection_name={collection_name!r},
+                sample_size="{{{{ 20 }}}}", top_k="{{{{ 5 }}}}", min_recall="{{{{ params.floor }}}}",
+                search_params='{{"params": {{"nprobe": 1}}}}',
+            )
+
+            @task
+            def serve():
+                return "swapped"
+
+            gate >> serve()
+
+        d()
+        """
+    )
+    dr, tis = run_dag(dag_id)
+    assert (tis["recall"].state, tis["serve"].state) == ("failed", "upstream_failed")
+    dr, tis = run_dag(dag_id, conf={"floor": 0.0})
+    assert (tis["recall"].state, tis["serve"].state) == ("success", "success")
