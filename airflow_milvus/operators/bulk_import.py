@@ -6,9 +6,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import conf
-
 from airflow_milvus import import_files, import_jobs
+from airflow_milvus.compat import conf
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusBaseOperator
 from airflow_milvus.operators.ingest import RowChecker

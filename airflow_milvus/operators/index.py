@@ -10,9 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import conf
-
 from airflow_milvus import snapshots
+from airflow_milvus.compat import conf
 from airflow_milvus.errors import MilvusIndexBuildError, MilvusInputError, MilvusProviderError
 from airflow_milvus.hooks.milvus import MilvusHook
 from airflow_milvus.operators.base import MilvusAssetEventsMixin, MilvusBaseOperator

@@ -187,9 +187,9 @@ class MilvusIngestOperator(MilvusBaseOperator):
     def _rows(self, context) -> Iterable[Any]:
         data = self.data
         if self.data_callable is not None:
-            from airflow.sdk.bases.decorator import determine_kwargs
+            from airflow_milvus.compat import context_kwargs
 
-            data = self.data_callable(**determine_kwargs(self.data_callable, [], dict(context or {})))
+            data = self.data_callable(**context_kwargs(self.data_callable, context or {}))
         if isinstance(data, Mapping) and "chunks" in data:
             if self.chunk_fields is not None and not isinstance(self.chunk_fields, Mapping):
                 raise MilvusInputError(f"chunk_fields={self.chunk_fields!r}: give a dict of chunk key -> field name.")

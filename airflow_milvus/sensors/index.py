@@ -7,8 +7,9 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk import BaseSensorOperator
 
+from airflow_milvus.compat import conf
 from airflow_milvus.errors import MilvusIndexBuildError, MilvusInputError
 from airflow_milvus.hooks.milvus import MilvusHook
 from airflow_milvus.specs import validate_name

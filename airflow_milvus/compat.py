@@ -1,0 +1,27 @@
+"""Imports that moved between the supported Airflow versions (3.1, 3.2, 3.3), in one place."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+try:
+    from airflow.sdk import conf
+except ImportError:  # Airflow 3.1: the Task SDK does not re-export the configuration yet
+    from airflow.configuration import conf
+
+__all__ = ["conf", "context_kwargs"]
+
+
+def context_kwargs(func: Callable[..., Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """The context entries ``func`` takes: those it names, or all of them if it has ``**kwargs``.
+
+    The same rule as PythonOperator's, in our own code: Airflow's helper for it is private
+    (``airflow.sdk.bases.decorator.determine_kwargs``) and absent before 3.2.
+    """
+    params = inspect.signature(func).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return dict(context)
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return {name: value for name, value in context.items() if name in named}
