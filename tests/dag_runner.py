@@ -26,7 +26,10 @@ def write_dag(body: str, dag_id: str | None = None) -> str:
 
 
 def load_dag(dag_id: str, path: Path | None = None):
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag
 
     path = path or dags_folder() / f"{dag_id}.py"
     bag = DagBag(dag_folder=str(path))
