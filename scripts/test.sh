@@ -18,4 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "warning: ${missing[*]} missing and not root; the tests that need them will be skipped" >&2
   fi
 fi
-exec .venv/bin/python -m pytest "$@"
+# Tests mostly wait on servers and subprocesses: three xdist workers keep 2 cores busy. Each
+# worker has its own Airflow home and its own Milvus server on its own ports.
+# Fast tier (no server, no browser, no Airflow services): scripts/test.sh -m "not server and not slow and not browser"
+exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-3}" --durations=15 "$@"
