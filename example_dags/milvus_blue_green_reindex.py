@@ -5,14 +5,19 @@ Clients query the alias (``demo_books_live``), never a collection. Each run:
 1. creates ``<alias>_v<N+1>`` with the schema of the collection the alias serves
    (``<alias>_v<N>``; the first run creates ``<alias>_v1`` from a demo schema),
 2. ingests into it,
-3. builds its indexes (the ones the served collection has) and waits,
+3. builds its indexes (the ones the served collection has, or the ``index`` param) and waits,
 4. loads it, and checks that it answers a search,
-5. swaps the alias to it in one atomic step,
-6. releases and drops the previous generations.
+5. measures its recall@10 against exact search with the search params clients use, and
+   fails below ``min_recall`` (the recall gate),
+6. swaps the alias to it in one atomic step,
+7. releases and drops the previous generations.
 
-Until step 5 the alias keeps serving the old collection; after it, the new one. Every step
-is idempotent, so a failed run can be re-run: a half-built generation is reused, a swap
-that already happened is success, and cleanup drops whatever generations are not served.
+Until step 6 the alias keeps serving the old collection; after it, the new one. A new index
+that searches worse than ``min_recall`` never serves: the gate fails, the alias stays on the
+old generation, and the new one is left for inspection. Every step is idempotent, so a failed
+run can be re-run: a half-built generation is reused (its index rebuilt if the settings
+changed), a swap that already happened is success, and cleanup drops whatever generations
+are not served.
 
 Runs as-is on embedded Milvus Lite, or on a server through ``AIRFLOW_CONN_MILVUS_DEFAULT``.
 """
@@ -30,6 +35,7 @@ from airflow_milvus.operators.alias import MilvusSwapAliasOperator
 from airflow_milvus.operators.collection import MilvusLoadCollectionOperator
 from airflow_milvus.operators.index import MilvusCreateIndexOperator
 from airflow_milvus.operators.ingest import MilvusIngestOperator
+from airflow_milvus.operators.quality import MilvusRecallCheckOperator
 
 CONN_ID = "milvus_default"
 DIM = 32
@@ -56,6 +62,14 @@ def _generation(name: str | None, alias: str) -> int:
     params={
         "alias": Param("demo_books_live", type="string", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Alias clients query"),
         "rows": Param(2000, type="integer", minimum=1, description="Rows to load into the new generation"),
+        "index": Param(
+            None,
+            type=["null", "object"],
+            description='Vector index of the new generation, e.g. {"index_type": "IVF_FLAT", "metric_type": "L2", '
+            '"params": {"nlist": 128}}; default: the index the alias serves now',
+        ),
+        "search_params": Param({"params": {"ef": 64}}, type="object", description="Search params clients use"),
+        "min_recall": Param(0.9, type="number", minimum=0, maximum=1, description="Recall@10 the new generation must reach"),
     },
 )
 def milvus_blue_green_reindex():
@@ -69,6 +83,9 @@ def milvus_blue_green_reindex():
                 raise ValueError(f"{alias!r} is a collection, not an alias; pick another alias name.")
             new = f"{alias}_v{_generation(current, alias) + 1}"
             specs = hook.list_index_specs(current) if current else [{**FIRST_INDEX, "index_name": "embedding"}]
+        if params["index"]:  # new build settings for the vector field; other indexes stay
+            specs = [s for s in specs if s["field_name"] != "embedding"]
+            specs.append({"field_name": "embedding", "index_name": "embedding", "params": {}, **params["index"]})
         index_specs = [{**spec, "collection_name": new} for spec in specs]
         return {"current": current or "", "new": new, "index_specs": index_specs}
 
@@ -110,6 +127,7 @@ def milvus_blue_green_reindex():
         task_id="build_indexes",
         milvus_conn_id=CONN_ID,
         index_specs=planned["index_specs"],
+        if_exists="replace",  # a re-run with other settings rebuilds the half-built generation
         wait_for_completion=True,
         poll_interval=1,
     )
@@ -126,7 +144,17 @@ def milvus_blue_green_reindex():
             raise ValueError(f"{new}: {count} rows, search for row 7 returned {hits}; not swapping to it")
         return count
 
-    swap = MilvusSwapAliasOperator(  # step 5
+    check_recall = MilvusRecallCheckOperator(  # step 5: the new index must search well enough
+        task_id="check_recall",
+        milvus_conn_id=CONN_ID,
+        collection_name=planned["new"],
+        top_k=10,
+        sample_size=100,
+        search_params="{{ params.search_params | tojson }}",
+        min_recall="{{ params.min_recall }}",
+    )
+
+    swap = MilvusSwapAliasOperator(  # step 6
         task_id="swap_alias",
         milvus_conn_id=CONN_ID,
         alias="{{ params.alias }}",
@@ -135,7 +163,7 @@ def milvus_blue_green_reindex():
 
     @task
     def drop_previous(params=None) -> list[str]:
-        """Step 6: release and drop every generation the alias does not serve."""
+        """Step 7: release and drop every generation the alias does not serve."""
         alias = params["alias"]
         with MilvusHook(CONN_ID) as hook:
             serving = hook.describe_alias(alias)
@@ -145,7 +173,7 @@ def milvus_blue_green_reindex():
                 hook.drop_collection(name)
         return old
 
-    created >> ingest >> build >> load >> verify(planned["new"]) >> swap >> drop_previous()
+    created >> ingest >> build >> load >> verify(planned["new"]) >> check_recall >> swap >> drop_previous()
 
 
 milvus_blue_green_reindex()

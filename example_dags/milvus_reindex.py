@@ -1,5 +1,9 @@
 """Scheduled reindex of a Milvus collection: drop the index, bulk reload, rebuild, load, query.
 
+After the rebuild, ``check_recall`` measures the rebuilt index's recall@10 against exact search
+(a trend to watch in its XCom and log). It only measures by default; set the ``min_recall``
+param to make it fail the run below that value.
+
 Runs as-is on embedded Milvus Lite (no ``milvus_default`` connection needed) and on a
 server (set ``AIRFLOW_CONN_MILVUS_DEFAULT``). Safe to re-run: every step is idempotent.
 
@@ -19,6 +23,7 @@ from airflow.sdk import Param, dag, task
 from airflow_milvus.hooks.milvus import MilvusHook
 from airflow_milvus.operators.index import MilvusCreateIndexOperator, MilvusDropIndexOperator
 from airflow_milvus.operators.ingest import MilvusIngestOperator
+from airflow_milvus.operators.quality import MilvusRecallCheckOperator
 
 CONN_ID = "milvus_default"
 POOL = "milvus_reindex"
@@ -42,6 +47,7 @@ def _vector(i: int) -> list[float]:
     params={
         "collection": Param("demo_books", type="string", description="Collection to reindex"),
         "rows": Param(2000, type="integer", minimum=1, description="Rows to reload"),
+        "min_recall": Param(None, type=["null", "number"], minimum=0, maximum=1, description="Fail below this recall@10; empty: measure only"),
     },
 )
 def milvus_reindex():
@@ -109,7 +115,16 @@ def milvus_reindex():
             raise ValueError(f"Search on {name} returned {ids}, expected row 7 first")
         return ids
 
+    check_recall = MilvusRecallCheckOperator(
+        task_id="check_recall",
+        milvus_conn_id=CONN_ID,
+        collection_name="{{ params.collection }}",
+        search_params={"params": {"ef": 64}},
+        min_recall="{{ params.min_recall }}",
+    )
+
     seed() >> drop >> reload >> rebuild >> search()
+    rebuild >> check_recall
 
 
 milvus_reindex()

@@ -138,3 +138,36 @@ def test_blue_green_example_keeps_answering_through_the_alias(milvus_uri, collec
     with milvus_client(milvus_uri) as c:
         assert sorted(n for n in c.list_collections() if n.startswith(alias)) == [f"{alias}_v2"]
         assert c.get_load_state(f"{alias}_v2")["state"].name == "Loaded"
+
+
+def test_blue_green_gate_keeps_the_alias_on_the_old_generation_when_the_new_index_is_poor(milvus_uri, collection_name, monkeypatch):
+    shutil.copy(REPO / "example_dags" / "milvus_blue_green_reindex.py", dags_folder())
+    monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", conn_env_value(milvus_uri))
+    alias = f"{collection_name}_live"
+    v1, v2 = f"{alias}_v1", f"{alias}_v2"
+    # 3000 rows: the server searches segments under 1024 rows exactly, whatever the index.
+    base = {"alias": alias, "rows": 3000}
+    dr, tis = run_dag("milvus_blue_green_reindex", conf=base)
+    assert dr.state == "success", {t: ti.state for t, ti in tis.items()}
+    assert xcom(dr, "check_recall")["recall"] >= 0.9
+
+    # Many IVF lists searched with nprobe 1: far below the gate's 0.9.
+    poor = {**base, "index": {"index_type": "IVF_FLAT", "metric_type": "L2", "params": {"nlist": 1024}},
+            "search_params": {"params": {"nprobe": 1}}}
+    dr, tis = run_dag("milvus_blue_green_reindex", conf=poor)
+    states = {t: ti.state for t, ti in tis.items()}
+    assert dr.state == "failed"
+    assert (states["load"], states["check_recall"], states["swap_alias"], states["drop_previous"]) == (
+        "success", "failed", "upstream_failed", "upstream_failed")
+    assert alias_target(milvus_uri, alias) == v1  # still serving the old generation
+    with milvus_client(milvus_uri) as c:
+        assert c.search(alias, data=[[0.5] * 32], limit=3, anns_field="embedding")[0]
+        assert {n for n in c.list_collections() if n.startswith(alias)} == {v1, v2}  # v2 kept for inspection
+        assert c.describe_index(v2, "embedding")["index_type"] == "IVF_FLAT"
+
+    # Re-run with the served settings: v2 is rebuilt with v1's index, passes, and serves.
+    dr, tis = run_dag("milvus_blue_green_reindex", conf=base)
+    assert dr.state == "success", {t: ti.state for t, ti in tis.items()}
+    assert xcom(dr, "check_recall")["index"]["index_type"] == "HNSW" and xcom(dr, "check_recall")["passed"] is True
+    assert xcom(dr, "swap_alias") == {"alias": alias, "collection_name": v2, "previous_collection": v1, "swapped": True}
+    assert alias_target(milvus_uri, alias) == v2

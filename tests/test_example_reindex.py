@@ -22,6 +22,10 @@ def test_reindex_example_runs_twice(milvus_uri, monkeypatch, collection_name, fl
         rebuilt = xcom(dr, "rebuild_indexes")
         assert [s["field_name"] for s in rebuilt["created"]] == ["embedding"]
         assert xcom(dr, "search")[0] == 7
+        recall = xcom(dr, "check_recall")  # measured only: no min_recall by default
+        assert (recall["min_recall"], recall["passed"], recall["rows"], recall["queries"]) == (None, True, 1200, 100)
+        assert (recall["index"]["index_type"], recall["metric_type"], recall["search_params"]) == ("HNSW", "L2", {"params": {"ef": 64}})
+        assert recall["recall"] >= 0.9 and recall["latency_ms"]["p95"] > 0
     assert index_summary(milvus_uri, collection_name) == {"embedding": ("embedding", "HNSW", "L2")}
     assert live_rows(milvus_uri, collection_name) == 1200  # upsert: the re-run did not duplicate rows
     assert load_state(milvus_uri, collection_name) == "Loaded"
