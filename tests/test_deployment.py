@@ -1,0 +1,225 @@
+"""The example reindex DAG where users run it: Airflow's components as separate processes.
+
+Each test starts a throwaway deployment (tests/airflow_deployment.py: api-server, scheduler,
+dag-processor, triggerer; LocalExecutor as ``airflow standalone`` picks, or CeleryExecutor with
+Redis and two workers), triggers ``milvus_reindex`` through the REST API and polls it to its
+end state. Every task runs in its own process, so what one task leaves behind (the load
+state, a Lite file lock) is what the next one finds.
+
+- twice in a row on the Lite default (no ``milvus_default`` connection) and on the real
+  server, stock and with ``[operators] default_deferrable = True``; on Lite, afterwards only
+  the shared ``milvus-lite server`` holds the ``.db``; ``airflow milvus index list`` works
+  while the DAG runs and afterwards;
+- CeleryExecutor: both workers take tasks;
+- faults: the triggerer is SIGKILLed and restarted during a deferred build wait; a task
+  process running the drop or the rebuild is SIGKILLed and Airflow's retry converges.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.airflow_deployment import AirflowDeployment
+from tests.conftest import conn_env_value, milvus_client
+from tests.helpers import load_state, make_collection, row_count
+from tests.reliability import index_definitions
+
+pytestmark = pytest.mark.slow
+
+REINDEX = "milvus_reindex"
+ROWS = 200  # the DAG's reload size: small, the point is processes, not volume
+# The index the example DAG's seed task builds, as the drop's snapshot must record it.
+SEEDED = {"field_name": "embedding", "index_name": "embedding", "index_type": "HNSW", "metric_type": "L2",
+          "params": {"M": 16, "efConstruction": 64}}
+
+
+def server_env(uri: str, **extra: str) -> dict[str, str]:
+    return {"AIRFLOW_CONN_MILVUS_DEFAULT": conn_env_value(uri), **extra}
+
+
+def assert_clean_run(airflow: AirflowDeployment, run, tries: int = 1) -> None:
+    assert run.state == "success", airflow.explain(run)
+    assert {t: ti["try_number"] for t, ti in run.tasks.items()} == dict.fromkeys(run.tasks, tries), airflow.explain(run)
+
+
+def drop_snapshot(airflow: AirflowDeployment, run_id: str) -> list[dict]:
+    """The index specs the run's drop recorded (its XCom), progress keys left out."""
+    entry = airflow.api("GET", f"/api/v2/dags/{REINDEX}/dagRuns/{run_id}/taskInstances/drop_indexes/xcomEntries/return_value")
+    value = entry["value"]
+    dropped = (json.loads(value) if isinstance(value, str) else value)["dropped"]
+    keys = set(SEEDED)
+    return [{k: v for k, v in spec.items() if k in keys} for spec in dropped]
+
+
+def cli_index_list(airflow: AirflowDeployment, collection: str) -> subprocess.Popen:
+    """``airflow milvus index list -c COLLECTION -o json`` started in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "airflow", "milvus", "index", "list", "-c", collection, "--output", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=airflow.env,
+    )
+
+
+def cli_result(proc: subprocess.Popen) -> list[dict]:
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, f"airflow milvus index list exited {proc.returncode}:\n{out}\n{err}"
+    return json.loads(out)
+
+
+# ------------------------------------------------------------------ the Lite file lock
+def flock_holders(path: Path) -> set[int]:
+    """Pids holding a lock on ``path``, from /proc/locks (``N: FLOCK ADVISORY WRITE pid maj:min:inode ...``)."""
+    st = path.stat()
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    holders = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = [f for f in line.split() if f != "->"]  # "->" marks a blocked waiter
+        if len(fields) > 5 and fields[5] == ident:
+            holders.add(int(fields[4]))
+    return holders
+
+
+def open_files_under(pids: list[int], directory: Path) -> dict[int, list[str]]:
+    """``{pid: [paths]}`` of the given processes' open files inside ``directory``."""
+    found: dict[int, list[str]] = {}
+    prefix = str(directory) + os.sep
+    for pid in pids:
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue  # exited meanwhile
+        paths = [p for p in links if p.startswith(prefix) or p == str(directory)]
+        if paths:
+            found[pid] = paths
+    return found
+
+
+def assert_only_the_shared_server_holds(airflow: AirflowDeployment, db: Path) -> None:
+    from airflow_milvus.hooks.lite_server import server_info
+
+    info = server_info(str(db))
+    assert info, f"no shared milvus-lite server recorded beside {db}"
+    assert flock_holders(db / "LOCK") == {info["pid"]}, f"{db}/LOCK held by others than the server {info}"
+    others = {pid: paths for pid, paths in open_files_under(airflow.leftover_pids(), db).items() if pid != info["pid"]}
+    assert others == {}, f"processes other than the shared server {info['pid']} keep {db} open: {others}"
+
+
+# ------------------------------------------------------------------ twice in a row, standalone
+@pytest.mark.parametrize(
+    "flavour, deferrable",
+    [
+        pytest.param("server", False, id="server-stock", marks=pytest.mark.server),
+        pytest.param("server", True, id="server-deferrable", marks=pytest.mark.server),
+        pytest.param("lite", False, id="lite-stock"),
+        pytest.param("lite", True, id="lite-deferrable"),
+    ],
+)
+def test_example_reindex_twice_under_standalone(flavour, deferrable, tmp_path, collection_name, request):
+    env = {"AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": str(deferrable)}
+    if flavour == "server":
+        env.update(server_env(request.getfixturevalue("milvus_server").uri))
+    conf = {"collection": collection_name, "rows": ROWS}
+    with AirflowDeployment(tmp_path / "airflow", env=env) as airflow:
+        first = airflow.run_dag(REINDEX, conf)
+        assert_clean_run(airflow, first)
+        run_id = airflow.trigger(REINDEX, conf)
+        during = cli_index_list(airflow, collection_name)  # the CLI beside a running DAG
+        second = airflow.wait_for_run(REINDEX, run_id)
+        assert_clean_run(airflow, second)
+        # The second drop found the seeded index: its snapshot must hold the build params too.
+        assert drop_snapshot(airflow, run_id) == [SEEDED]
+        seen = cli_result(during)
+        assert all(s["field_name"] == "embedding" and s["index_type"] == "HNSW" for s in seen), seen
+        after = cli_result(cli_index_list(airflow, collection_name))
+        assert [(s["field_name"], s["index_type"], s["metric_type"]) for s in after] == [("embedding", "HNSW", "L2")], after
+        if flavour == "lite":
+            assert_only_the_shared_server_holds(airflow, tmp_path / "airflow" / "milvus_lite.db")
+        print(f"\n{flavour} deferrable={deferrable}: runs took {first.seconds:.0f}s and {second.seconds:.0f}s")
+
+
+# ------------------------------------------------------------------ Celery
+def test_celery_two_workers_share_the_reindex(milvus_server, tmp_path, collection_name):
+    conf = {"collection": collection_name, "rows": ROWS}
+    with AirflowDeployment(tmp_path / "airflow", env=server_env(milvus_server.uri), executor="CeleryExecutor",
+                           celery_workers=2, worker_concurrency=1) as airflow:
+        runs = [airflow.run_dag(REINDEX, conf) for _ in range(2)]
+        for run in runs:
+            assert_clean_run(airflow, run)
+    hosts = [ti["hostname"] for run in runs for ti in run.tasks.values()]
+    assert set(hosts) == {"worker-1", "worker-2"}, hosts
+    print(f"\ncelery: runs took {runs[0].seconds:.0f}s and {runs[1].seconds:.0f}s; tasks per worker: "
+          f"{ {h: hosts.count(h) for h in set(hosts)} }")
+
+
+# ------------------------------------------------------------------ faults
+BUILD_WAIT_DAG = '''
+import pendulum
+from airflow.sdk import DAG, Param
+from airflow_milvus.sensors.index import MilvusIndexBuiltSensor
+
+with DAG("deployment_build_wait", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+         catchup=False, params={"collection": Param("unset", type="string")}):
+    MilvusIndexBuiltSensor(task_id="wait_for_build", collection_name="{{ params.collection }}",
+                           field_name="vec", deferrable=True, poke_interval=1, timeout=600)
+'''
+# A build that takes ~10-15 s on two cores, long enough to be caught deferred.
+SLOW_ROWS, SLOW_DIM = 10_000, 64
+SLOW_INDEX = {"M": 48, "efConstruction": 400}
+
+
+@pytest.fixture(scope="module")
+def faulty(milvus_server, tmp_path_factory):
+    """One deployment for the fault tests: every task gets one retry, 2 s after a failure."""
+    env = server_env(milvus_server.uri, AIRFLOW__CORE__DEFAULT_TASK_RETRIES="1")
+    with AirflowDeployment(tmp_path_factory.mktemp("airflow-faults"), env=env,
+                           extra_dags={"deployment_build_wait.py": BUILD_WAIT_DAG}) as airflow:
+        yield airflow
+
+
+def test_triggerer_killed_during_deferred_build_wait(faulty, milvus_server, collection_name):
+    uri, dag_id, task_id = milvus_server.uri, "deployment_build_wait", "wait_for_build"
+    make_collection(uri, collection_name, rows=SLOW_ROWS, dim=SLOW_DIM, indexes=())
+    with milvus_client(uri) as client:
+        params = client.prepare_index_params()
+        params.add_index("vec", index_type="HNSW", metric_type="L2", params=SLOW_INDEX, index_name="vec")
+        client.create_index(collection_name, params, sync=False)
+    run_id = faulty.trigger(dag_id, {"collection": collection_name})
+    ti = faulty.wait_for_task(dag_id, run_id, task_id, {"deferred", "success", "failed", "up_for_retry"})
+    assert ti["state"] == "deferred", f"{task_id} never deferred: {ti['state']} (a build this fast proves nothing)"
+    offset = faulty.log_path("triggerer").stat().st_size
+    faulty.kill_component("triggerer")
+    with milvus_client(uri) as client:
+        build = client.describe_index(collection_name, "vec")
+    assert build["state"] != "Finished" or build["pending_index_rows"], f"build already over at the kill: {build}"
+    time.sleep(3)  # with no triggerer, nothing can resume the task
+    assert faulty.task_instances(dag_id, run_id)[task_id]["state"] == "deferred"
+    faulty.start_component("triggerer")
+    run = faulty.wait_for_run(dag_id, run_id, timeout=240)
+    assert run.state == "success", faulty.explain(run)
+    assert run.tasks[task_id]["try_number"] == 1, "the wait was retried, not resumed"
+    restarted = faulty.log_path("triggerer").read_text(errors="replace")[offset:]
+    assert "MilvusIndexBuiltTrigger" in restarted, restarted[-3000:]
+
+
+@pytest.mark.parametrize("victim", ["drop_indexes", "rebuild_indexes"])
+def test_killed_task_process_is_retried_to_the_same_index(victim, faulty, milvus_server, collection_name):
+    uri, conf = milvus_server.uri, {"collection": collection_name, "rows": ROWS}
+    seeded = faulty.run_dag(REINDEX, conf)  # creates the collection and its index
+    assert_clean_run(faulty, seeded)
+    before = index_definitions(uri, collection_name)
+    run_id = faulty.trigger(REINDEX, conf)
+    ti = faulty.wait_for_task(REINDEX, run_id, victim, {"running", "success", "failed", "up_for_retry"}, poll=0.1)
+    assert ti["state"] == "running" and ti["pid"], f"{victim} was {ti['state']} before it could be killed"
+    faulty.kill_task_process(ti)
+    run = faulty.wait_for_run(REINDEX, run_id)
+    assert run.state == "success", faulty.explain(run)
+    assert run.tasks[victim]["try_number"] == 2, faulty.explain(run)
+    assert index_definitions(uri, collection_name) == before
+    assert row_count(uri, collection_name) == ROWS
+    assert load_state(uri, collection_name) == "Loaded"
