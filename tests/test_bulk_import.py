@@ -265,3 +265,33 @@ def test_importing_the_operator_stays_light():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
     code = "import sys, airflow_milvus.operators.bulk_import; print('airflow.triggers.base' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_bad_numbers_are_refused(milvus_conn, milvus_uri, collection_name, tmp_path):
+    make_collection(milvus_uri, collection_name, rows=0)
+    good = write_json(tmp_path / "good.json", [row(1)])
+    for field, value in (("validate_rows", 0), ("batch_size", "many")):
+        with pytest.raises(MilvusInputError, match=rf"{field}=.*use a whole number >= 1"):
+            run_import(milvus_conn, collection_name, [good], **{field: value})
+    assert row_count(milvus_uri, collection_name) == 0
+
+
+@pytest.fixture
+def lite_conn(lite_uri, monkeypatch) -> str:
+    conn_id = f"milvus_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_env_value(lite_uri))
+    return conn_id
+
+
+def test_lite_checks_every_row_and_streams_json_in_pieces(lite_conn, lite_uri, collection_name, tmp_path, monkeypatch):
+    from airflow_milvus import import_files
+
+    make_collection(lite_uri, collection_name, rows=0)
+    monkeypatch.setattr(import_files, "JSON_CHUNK", 97)  # rows straddle every read: the reader must stitch them
+    late = write_json(tmp_path / "late.json", [row(i) for i in range(1500)] + [row(1500, title=None, year="x")])
+    with pytest.raises(MilvusInputError, match=r"late\.json: row 1500 field 'year': expected an integer"):
+        run_import(lite_conn, collection_name, [late])  # far beyond validate_rows: Lite checks them all
+    assert row_count(lite_uri, collection_name) == 0
+    good = write_json(tmp_path / "good.json", [row(i) for i in range(1501)])
+    assert run_import(lite_conn, collection_name, [good], batch_size=400)["rows"] == 1501
+    assert ids_in(lite_uri, collection_name) == list(range(1501))

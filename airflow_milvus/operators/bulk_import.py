@@ -90,6 +90,15 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
     def run(self, context) -> dict[str, Any]:
         hook, name = self.hook, validate_name(self.collection_name, "collection name")
         items = import_files.normalize_items(self.files)
+        for field in ("validate_rows", "batch_size"):
+            value = getattr(self, field)
+            try:
+                number = int(value) if not isinstance(value, bool) else 0
+            except (TypeError, ValueError):
+                number = 0
+            if number < 1:
+                raise MilvusInputError(f"{self.task_id}: {field}={value!r}: use a whole number >= 1.")
+            setattr(self, field, number)
         if not hook.has_collection(name):
             raise MilvusInputError(f"Collection {name!r} does not exist in {hook.redact(hook.uri)}; create it before importing into it.")
         if self.partition_name:
