@@ -3,24 +3,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-export AIRFLOW_HOME="$PWD/demo/airflow"
+# scripts/matrix.sh passes its own, already installed virtualenv (DEMO_VENV) and Airflow home.
+VENV=${DEMO_VENV:-.venv}
+export AIRFLOW_HOME="${DEMO_AIRFLOW_HOME:-$PWD/demo/airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$PWD/example_dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 mkdir -p "$AIRFLOW_HOME"
-echo "Installing airflow-milvus with Milvus Lite into .venv (log: $AIRFLOW_HOME/install.log) ..."
-{
-  [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[lite]'
-} > "$AIRFLOW_HOME/install.log" 2>&1 || { tail -20 "$AIRFLOW_HOME/install.log"; exit 1; }
+if [ -z "${DEMO_VENV:-}" ]; then
+  echo "Installing airflow-milvus with Milvus Lite into .venv (log: $AIRFLOW_HOME/install.log) ..."
+  {
+    [ -x .venv/bin/python ] || "$PY" -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[lite]'
+  } > "$AIRFLOW_HOME/install.log" 2>&1 || { tail -20 "$AIRFLOW_HOME/install.log"; exit 1; }
+fi
 echo "Running the example DAG milvus_reindex on embedded Milvus Lite ..."
-.venv/bin/airflow db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1
-.venv/bin/airflow pools set milvus_reindex 1 "one Milvus reindex at a time" > /dev/null
+"$VENV"/bin/airflow db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1
+"$VENV"/bin/airflow pools set milvus_reindex 1 "one Milvus reindex at a time" > /dev/null
 # No milvus_default connection: the hook uses Milvus Lite at $AIRFLOW_HOME/milvus_lite.db,
 # served by one shared `milvus-lite server` process that every Airflow process connects to.
 status=0
-.venv/bin/airflow dags test milvus_reindex "$@" > "$AIRFLOW_HOME/dags-test.log" 2>&1 || status=$?
-.venv/bin/python scripts/demo_summary.py milvus_reindex || status=1
-.venv/bin/python -m airflow_milvus lite stop "$AIRFLOW_HOME/milvus_lite.db" > /dev/null 2>&1 || true
+"$VENV"/bin/airflow dags test milvus_reindex "$@" > "$AIRFLOW_HOME/dags-test.log" 2>&1 || status=$?
+"$VENV"/bin/python scripts/demo_summary.py milvus_reindex || status=1
+"$VENV"/bin/python -m airflow_milvus lite stop "$AIRFLOW_HOME/milvus_lite.db" > /dev/null 2>&1 || true
 echo "Airflow's log: $AIRFLOW_HOME/dags-test.log. Milvus Lite data: $AIRFLOW_HOME/milvus_lite.db"
 exit "$status"
