@@ -1,0 +1,216 @@
+"""Cost of the recall check as N grows: ``python -m benchmarks.recall`` from the repository root.
+
+For each N (default 10 000, 100 000 and 500 000 rows, dim 128) it builds a collection with an
+IVF_FLAT index on its own Milvus 2.3.5 server, then runs, each in a fresh interpreter:
+
+- ``floor``: the imports and connection a task needs, and a count(*) (the worker's baseline);
+- ``check``: ``MilvusRecallCheckOperator`` (100 queries, top 10, nprobe 16), ground truth
+  streamed through a query iterator;
+- ``naive``: the same ground truth with every vector held at once (one numpy array, one
+  matrix product), for the same queries: what the streaming avoids.
+
+Peak memory is each child's own high-water mark (VmHWM of /proc/self/status, reset at
+exec; ``ru_maxrss`` would start from the parent's size at fork). Results go to
+benchmarks/results/recall.json and recall.md. Not asserted anywhere: measured by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import BENCH, log, set_milvus_conn, setup_airflow_home
+
+CONN_ID = "bench_recall"
+FIELD = "embedding"
+SEARCH = {"params": {"nprobe": 16}}
+SAMPLE, TOP_K = 100, 10
+
+
+def _peak_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# ---------------------------------------------------------------------- children
+def child(mode: str, collection: str, query_ids: list[int]) -> dict:
+    """One measurement in this (fresh) interpreter; prints JSON."""
+    started = time.perf_counter()
+    import numpy  # noqa: F401  (in the floor too: every mode needs it)
+
+    from airflow_milvus.hooks.milvus import MilvusHook
+    from airflow_milvus.operators.quality import MilvusRecallCheckOperator
+
+    out: dict = {"mode": mode}
+    with MilvusHook(CONN_ID) as hook:
+        rows = hook.call("count", lambda c: c.query(collection, filter="", output_fields=["count(*)"]))[0]["count(*)"]
+        out["rows"] = int(rows)
+        if mode == "naive":
+            out.update(_naive(hook, collection, query_ids))
+    if mode == "check":
+        result = MilvusRecallCheckOperator(
+            task_id="recall", milvus_conn_id=CONN_ID, collection_name=collection, top_k=TOP_K,
+            sample_size=SAMPLE, search_params=SEARCH, max_rows=10**9,
+        ).execute({})  # fmt: skip
+        out.update({k: result[k] for k in ("recall", "recall_stderr", "latency_ms", "ground_truth_seconds", "seconds", "query_ids")})
+    out["wall_seconds"] = time.perf_counter() - started
+    out["peak_mib"] = _peak_mib()
+    return out
+
+
+def _naive(hook, collection: str, query_ids: list[int]) -> dict:
+    """Exact top-k with the whole collection in memory: fetch everything, then one product."""
+    import numpy as np
+
+    started = time.perf_counter()
+    rows = hook.call("count", lambda c: c.query(collection, filter="", output_fields=["count(*)"]))[0]["count(*)"]
+    ids = np.empty(rows, dtype=np.int64)
+    matrix = None
+    filled = 0
+    iterator = hook.call("iterator", lambda c: c.query_iterator(collection, batch_size=2000, output_fields=["id", FIELD]))
+    while batch := iterator.next():  # each batch goes straight into one preallocated float32 array
+        block = np.asarray([r[FIELD] for r in batch], dtype=np.float32)
+        if matrix is None:
+            matrix = np.empty((rows, block.shape[1]), dtype=np.float32)
+        matrix[filled : filled + len(batch)] = block
+        ids[filled : filled + len(batch)] = [r["id"] for r in batch]
+        filled += len(batch)
+    iterator.close()
+    position = {int(pk): i for i, pk in enumerate(ids)}
+    queries = matrix[[position[q] for q in query_ids]]
+    keys = (queries**2).sum(1)[:, None] + (matrix**2).sum(1)[None, :] - 2.0 * (queries @ matrix.T)
+    np.argpartition(keys, TOP_K - 1, axis=1)[:, :TOP_K]
+    return {"ground_truth_seconds": time.perf_counter() - started}
+
+
+# ---------------------------------------------------------------------- parent
+def build(uri: str, name: str, rows: int, dim: int) -> float:
+    """Collection with ``rows`` random vectors and a finished, loaded IVF_FLAT index."""
+    import numpy as np
+    from pymilvus import DataType, MilvusClient
+
+    started = time.perf_counter()
+    c = MilvusClient(uri)
+    try:
+        if c.has_collection(name):
+            c.drop_collection(name)
+        schema = c.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field(FIELD, DataType.FLOAT_VECTOR, dim=dim)
+        c.create_collection(name, schema=schema)
+        rng = np.random.default_rng(rows)
+        for start in range(0, rows, 5000):
+            block = rng.normal(size=(min(5000, rows - start), dim)).astype(np.float32)
+            c.insert(name, [{"id": start + i, FIELD: v.tolist()} for i, v in enumerate(block)])
+        c.flush(name)
+        params = c.prepare_index_params()
+        params.add_index(FIELD, index_name=FIELD, index_type="IVF_FLAT", metric_type="L2", params={"nlist": 1024})
+        c.create_index(name, params)  # waits for the build
+        c.load_collection(name)
+    finally:
+        c.close()
+    return time.perf_counter() - started
+
+
+def run_child(mode: str, name: str, query_ids: list[int]) -> dict:
+    args = [sys.executable, "-m", "benchmarks.recall", "--child", mode, "--collection", name, "--query-ids", json.dumps(query_ids)]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=BENCH.parent, env=os.environ.copy())
+    if proc.returncode != 0:
+        raise RuntimeError(f"{mode} child failed: {proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| N (dim) | ground truth, streamed | rows/s | whole check | peak RSS over floor: streamed | naive (all vectors in one float32 array) | naive ground truth | recall@10 (nprobe 16) | search p50 / p95 |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        check, naive, floor = r["check"], r["naive"], r["floor"]
+        lines.append(
+            f"| {r['rows']:,} ({r['dim']}) | {check['ground_truth_seconds']:.1f} s | {r['rows'] / check['ground_truth_seconds']:,.0f} "
+            f"| {check['seconds']:.1f} s | {check['peak_mib'] - floor['peak_mib']:.0f} MiB "
+            f"| {naive['peak_mib'] - floor['peak_mib']:.0f} MiB ({(naive['peak_mib'] - floor['peak_mib']) / max(1.0, check['peak_mib'] - floor['peak_mib']):.1f}×) "
+            f"| {naive['ground_truth_seconds']:.1f} s ({naive['ground_truth_seconds'] / check['ground_truth_seconds']:.2f}×) "
+            f"| {check['recall']:.3f} ± {check['recall_stderr']:.3f} | {check['latency_ms']['p50']:.1f} / {check['latency_ms']['p95']:.1f} ms |"
+        )  # fmt: skip
+    floor = ", ".join(f"{r['floor']['peak_mib']:.0f}" for r in results)
+    lines.append("")
+    lines.append(f"Floor (imports, connection, count(*)) peak RSS per N: {floor} MiB.")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.recall", description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 500_000])
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--out", type=Path, default=BENCH / "results")
+    p.add_argument("--child", choices=("floor", "check", "naive"), help=argparse.SUPPRESS)
+    p.add_argument("--collection", help=argparse.SUPPRESS)
+    p.add_argument("--query-ids", default="[]", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.collection, json.loads(args.query_ids))))
+        return 0
+
+    home = Path(tempfile.mkdtemp(prefix="airflow-milvus-bench-recall-"))
+    setup_airflow_home(home)
+    from tests.milvus_server import MilvusServer
+
+    server = MilvusServer(home / "milvus")
+    log("starting a Milvus 2.3.5 standalone server")
+    server.start()
+    set_milvus_conn(CONN_ID, server.uri)
+    results: list[dict] = []
+    started = time.strftime("%Y-%m-%d %H:%M %Z")
+    try:
+        for rows in args.rows:
+            name = f"bench_recall_{rows}"
+            log(f"N={rows}: inserting {rows} x {args.dim} and building IVF_FLAT")
+            build_s = build(server.uri, name, rows, args.dim)
+            entry = {"rows": rows, "dim": args.dim, "build_seconds": build_s, "load": os.getloadavg()[0]}
+            entry["floor"] = run_child("floor", name, [])
+            log(f"N={rows}: check")
+            entry["check"] = run_child("check", name, [])
+            log(f"N={rows}: naive ground truth, {entry['check']['ground_truth_seconds']:.1f} s streamed")
+            entry["naive"] = run_child("naive", name, entry["check"]["query_ids"])
+            entry["check"].pop("query_ids")
+            results.append(entry)
+            _write(args.out, results, started)
+            with_client_drop(server.uri, name)
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+    print(table(results))
+    return 0
+
+
+def with_client_drop(uri: str, name: str) -> None:
+    from pymilvus import MilvusClient
+
+    c = MilvusClient(uri)
+    try:
+        c.drop_collection(name)  # frees the server's memory before the next N
+    finally:
+        c.close()
+
+
+def _write(out: Path, results: list[dict], started: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"started": started, "cpus": os.cpu_count(), "search_params": SEARCH, "sample_size": SAMPLE, "top_k": TOP_K}
+    (out / "recall.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    (out / "recall.md").write_text(f"Recall check cost, run {started} on {os.cpu_count()} CPUs\n\n{table(results)}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
