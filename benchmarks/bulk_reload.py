@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -143,38 +144,46 @@ def warm_up() -> None:
     import_jobs.load(CONN_ID, NAME, None)
 
 
-def measure(uri: str, home: Path, *, rows: int, dim: int, repeats: int, server_pid: int | None) -> dict:
+def measure(uri: str, home: Path, *, rows: int, dim: int, repeats: int, server_pid: int | None, ensure_up=lambda: None) -> dict:
     warm_up()
     data.make_collection(uri, NAME, rows=0, dim=dim, index=None, load=False)
     files, export_s, export_cpu_s = export_files(uri, home / "exports", rows=rows, dim=dim)
     log(f"bulk_reload: exported {rows} rows to {len(files)} Parquet file(s) in {export_s:.1f}s ({export_cpu_s:.1f}s CPU)")
-    runs = []
-    for rep in range(repeats):
-        order = CASES[rep % 4:] + CASES[: rep % 4]
-        for path, drop in order:
-            log(f"bulk_reload: round {rep + 1}/{repeats}: setting up {rows} rows, HNSW, loaded")
-            data.make_collection(uri, NAME, rows=rows, dim=dim)
-            log(f"bulk_reload: {path}, index {'dropped' if drop else 'kept'}")
-            result = run_case(uri, path, drop, rows=rows, dim=dim, files=files, server_pid=server_pid)
-            log(f"bulk_reload: query-ready {result['query_ready_s']:.1f}s, worker CPU {result['worker_cpu_s']:.1f}s, "
-                f"searches failing {result['not_serving_s']:.1f}s, phases {result['phases_s']}")
-            runs.append(result)
+    runs, interrupted = [], False
+    try:
+        for rep in range(repeats):
+            order = CASES[rep % 4:] + CASES[: rep % 4]
+            for path, drop in order:
+                ensure_up()
+                log(f"bulk_reload: round {rep + 1}/{repeats}: setting up {rows} rows, HNSW, loaded")
+                data.make_collection(uri, NAME, rows=rows, dim=dim)
+                log(f"bulk_reload: {path}, index {'dropped' if drop else 'kept'}")
+                result = run_case(uri, path, drop, rows=rows, dim=dim, files=files, server_pid=server_pid() if callable(server_pid) else server_pid)
+                log(f"bulk_reload: query-ready {result['query_ready_s']:.1f}s, worker CPU {result['worker_cpu_s']:.1f}s, "
+                    f"searches failing {result['not_serving_s']:.1f}s, phases {result['phases_s']}")
+                runs.append({**result, "round": rep + 1})
+    except KeyboardInterrupt:  # keep the finished cases (SIGTERM too, see main)
+        log(f"bulk_reload: interrupted after {len(runs)} case(s)")
+        interrupted = True
     summary = []
     for path, drop in CASES:
         mine = [r for r in runs if r["path"] == path and r["index"] == ("dropped, rebuilt" if drop else "kept")]
+        if not mine:
+            continue
         summary.append({
             "path": path, "index": mine[0]["index"],
             "phases_s": {p: median([r["phases_s"][p] for r in mine]) for p in mine[0]["phases_s"]},
             **{k: median([r[k] for r in mine if r[k] is not None]) for k in ("query_ready_s", "worker_cpu_s", "not_serving_s", "peak_server_rss_mib")},
+            "samples": len(mine),
         })
-    return {"rows": rows, "dim": dim, "repeats": repeats, "files": len(files), "export_s": export_s,
+    return {"rows": rows, "dim": dim, "repeats": repeats, "interrupted": interrupted, "files": len(files), "export_s": export_s,
             "export_cpu_s": export_cpu_s, "runs": runs, "summary": summary}
 
 
 def render(r: dict) -> str:
     out = [
-        f"N = {r['rows']} rows, dim {r['dim']}, HNSW (M 16, efConstruction 64), Milvus 2.3.5 standalone; {r['repeats']} round(s), "
-        f"cases rotated; medians. Export for the import path (LocalBulkWriter, {r['files']} Parquet file(s)), once: "
+        f"N = {r['rows']} rows, dim {r['dim']}, HNSW (M 16, efConstruction 64), Milvus 2.3.5 standalone; "
+        f"{max((s['samples'] for s in r['summary']), default=0)} round(s), cases rotated; medians. Export for the import path (LocalBulkWriter, {r['files']} Parquet file(s)), once: "
         f"{r['export_s']:.1f} s, {r['export_cpu_s']:.1f} s CPU.",
         "",
         "| Reload | index | phases (s) | query-ready (s) | worker CPU (s) | worker CPU incl. export (s) | searches failing (s) | peak server RSS (MiB) |",
@@ -207,8 +216,19 @@ def main(argv=None) -> int:
     server.start()
     set_milvus_conn(CONN_ID, server.uri)
     started = time.strftime("%Y-%m-%d %H:%M %Z")
+
+    def ensure_up():  # a 2.3.5 standalone can exit when its etcd session lapses under load (see run.py)
+        if server.proc is None or server.proc.poll() is not None:
+            log("bulk_reload: the Milvus server has exited; restarting it on the same data")
+            server.start()
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
     try:
-        result = measure(server.uri, home, rows=args.rows, dim=args.dim, repeats=args.repeats, server_pid=server.proc.pid)
+        result = measure(server.uri, home, rows=args.rows, dim=args.dim, repeats=args.repeats, server_pid=lambda: server.proc.pid,
+                         ensure_up=ensure_up)
     finally:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
