@@ -97,7 +97,8 @@ class MilvusAssetEventsMixin:
     @property
     def wants_asset_events(self) -> bool:
         """Whether a change would be announced; saves the RPCs that gather the extras otherwise."""
-        return bool(self.emit_asset_events) and not getattr(self, "dry_run", False)
+        # ``dry_run`` is a rendered, coerced bool on operators that have one, else BaseOperator's method.
+        return bool(self.emit_asset_events) and getattr(self, "dry_run", False) is not True
 
     def announce(self, changes: dict[str, dict[str, Any]], context=None) -> None:
         """Emit an asset event per changed collection: ``{collection: extra}``.
