@@ -116,9 +116,9 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
                 raise MilvusInputError(f"min_recall = {self.min_recall!r} is outside [0, 1]; recall@k is a share of the true top-k.")
         self.search_params = _parse_search_params(self.search_params)
 
-    def _vector_field(self, name: str) -> tuple[str, str]:
+    def _vector_field(self, name: str, description: Mapping[str, Any]) -> tuple[str, str]:
         """(primary key field, vector field), checked against the schema."""
-        fields = self.hook.describe_collection(name)["fields"]
+        fields = description["fields"]
         types = {f["name"]: getattr(f["type"], "name", str(f["type"])) for f in fields}
         primary = next(f["name"] for f in fields if f.get("is_primary"))
         vectors = [n for n, t in types.items() if "VECTOR" in t.upper()]
@@ -164,10 +164,12 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
         self._validated_inputs()
         hook = self.hook
         given = validate_name(self.collection_name, "collection name")
-        name = hook.describe_alias(given) or given
-        if not hook.has_collection(name):
+        name = given if hook.has_collection(given) else hook.describe_alias(given)
+        if name is None:
             raise MilvusInputError(f"Collection {given!r} does not exist; check the name or alias.")
-        primary, field = self._vector_field(name)
+        description = hook.describe_collection(name)
+        name = description.get("collection_name") or name  # the collection behind an alias
+        primary, field = self._vector_field(name, description)
         state = hook.get_load_state(name)
         if state != "Loaded":
             raise MilvusInputError(
