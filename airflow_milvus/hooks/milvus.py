@@ -7,12 +7,10 @@ which would otherwise land on every DAG parse.
 from __future__ import annotations
 
 import fnmatch
-import os
-import socket
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from airflow.exceptions import AirflowNotFoundException
 from airflow.sdk import BaseHook
@@ -23,10 +21,10 @@ from airflow_milvus.errors import (
     MilvusProviderError,
     MilvusUnavailableError,
 )
+from airflow_milvus.hooks import connection
+from airflow_milvus.hooks.connection import DEFAULT_PORT, DEFAULT_TIMEOUT, build_client_config, default_lite_path  # noqa: F401  (public names)
 from airflow_milvus.retry import RetryPolicy, call_with_retry, error_message, is_auth_failure
 from airflow_milvus.specs import (
-    as_bool,
-    as_seconds,
     is_glob,
     is_lite_version,
     is_vector_field,
@@ -38,18 +36,6 @@ if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
 T = TypeVar("T")
-
-DEFAULT_PORT = 19530
-DEFAULT_TIMEOUT = 30.0
-SERVER_SCHEMES = ("http", "https", "tcp", "unix")
-_BOOL_EXTRAS = ("secure",)
-_PATH_EXTRAS = ("server_pem_path", "client_pem_path", "client_key_path", "ca_pem_path")
-
-
-def default_lite_path() -> str:
-    """Where the embedded Milvus Lite database lives when no connection says otherwise."""
-    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
-    return os.path.join(home, "milvus_lite.db")
 
 
 class MilvusHook(BaseHook):
@@ -108,49 +94,7 @@ class MilvusHook(BaseHook):
             timeout_override=self._timeout_override,
         )
 
-    @staticmethod
-    def build_client_config(
-        *,
-        host: str | None = None,
-        port: int | None = None,
-        schema: str | None = None,
-        login: str | None = None,
-        password: str | None = None,
-        extra: dict[str, Any] | None = None,
-        timeout_override: float | None = None,
-    ) -> dict[str, Any]:
-        """Map connection fields to ``MilvusClient`` arguments (see docs/connection.md)."""
-        extra = dict(extra or {})
-
-        def get(name: str) -> Any:
-            value = extra.get(name)
-            if value in (None, ""):
-                value = extra.get(f"extra__milvus__{name}")
-            return None if value == "" else value
-
-        config: dict[str, Any] = {"uri": _resolve_uri(get("uri"), host, port, schema, get("secure"))}
-        if login:
-            config["user"] = login
-        if password:
-            config["password"] = password
-        if get("token"):
-            config["token"] = str(get("token"))
-        if get("db_name"):
-            config["db_name"] = str(get("db_name"))
-        if get("secure") is not None:
-            config["secure"] = as_bool(get("secure"), "Connection extra.secure")
-        for key in (*_PATH_EXTRAS, "server_name"):
-            if get(key):
-                config[key] = str(get(key))
-        for key in _PATH_EXTRAS:
-            if key in config and not os.path.isfile(config[key]):
-                raise MilvusInputError(
-                    f"Connection extra.{key} points to {config[key]!r}, which is not a file; "
-                    "fix the path or remove the extra."
-                )
-        timeout = timeout_override if timeout_override is not None else get("timeout")
-        config["timeout"] = as_seconds(timeout, "Connection extra.timeout") if timeout is not None else DEFAULT_TIMEOUT
-        return config
+    build_client_config = staticmethod(build_client_config)
 
     @property
     def uri(self) -> str:
@@ -158,7 +102,7 @@ class MilvusHook(BaseHook):
 
     @property
     def is_lite(self) -> bool:
-        return _is_lite_uri(self.uri)
+        return connection.is_lite_uri(self.uri)
 
     @property
     def timeout(self) -> float:
@@ -188,25 +132,21 @@ class MilvusHook(BaseHook):
 
     def port_open(self) -> bool:
         """Whether the server's TCP port accepts connections (False for Milvus Lite)."""
-        if self.is_lite:
-            return False
-        parts = urlsplit(self.uri)
-        port = parts.port or (443 if parts.scheme == "https" else DEFAULT_PORT)
-        try:
-            with socket.create_connection((parts.hostname or "localhost", port), timeout=2):
-                return True
-        except OSError:
-            return False
+        return connection.port_open(self.uri)
+
+    def tls_hint(self) -> str:
+        """Why a port that accepts TCP refuses the gRPC connection, when TLS explains it ('' if not)."""
+        return connection.tls_hint(self.client_config)
 
     def get_conn(self) -> MilvusClient:
         """Return the cached ``MilvusClient``, creating it on first use."""
         if self._client is None:
             self._secrets  # register with the masker before anything can log them
             cfg = dict(self.client_config)
-            if _is_lite_uri(cfg["uri"]):
+            if connection.is_lite_uri(cfg["uri"]):
                 from airflow_milvus.hooks.lite_server import ensure_server
 
-                _check_lite_path(cfg["uri"])
+                connection.check_lite_path(cfg["uri"])
                 # Through the .db's shared server: tasks, the triggerer and the CLI all see one load state.
                 cfg = {"uri": ensure_server(cfg["uri"]), "timeout": cfg["timeout"]}
             from pymilvus import MilvusClient
@@ -377,9 +317,11 @@ class MilvusHook(BaseHook):
     def _describe_index(self, collection_name: str, index_name: str) -> dict[str, Any] | None:
         from pymilvus import MilvusException
 
+        lite = self.flavour == "lite"  # read before the call: on first use it is an RPC with its own retries
+
         def describe(c: MilvusClient) -> dict[str, Any] | None:
             # Milvus Lite answers an unknown name with "multiple indexes" or with another index.
-            if self.flavour == "lite" and index_name not in c.list_indexes(collection_name, **self._kw):
+            if lite and index_name not in c.list_indexes(collection_name, **self._kw):
                 return None
             try:
                 return c.describe_index(collection_name, index_name, **self._kw) or None
@@ -556,110 +498,6 @@ class MilvusHook(BaseHook):
     def drop_collection(self, collection_name: str) -> None:
         validate_name(collection_name, "collection name")
         self.call(f"drop_collection({collection_name})", lambda c: c.drop_collection(collection_name, **self._kw))
-
-
-    # ---- reliability: explain connections that fail although the port answers
-    def tls_hint(self) -> str:
-        """Why a port that accepts TCP refuses the gRPC connection, when TLS explains it.
-
-        Probes the port with a TLS handshake that trusts anything: the answer says whether
-        the server speaks TLS and whether it wants a client certificate. '' when unknown.
-        """
-        import ssl
-
-        cfg = self.client_config
-        if self.is_lite or not self.port_open():
-            return ""
-        parts = urlsplit(self.uri)
-        host, port = parts.hostname or "localhost", parts.port or (443 if parts.scheme == "https" else DEFAULT_PORT)
-        secure = bool(cfg.get("secure")) or parts.scheme == "https"
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        if cfg.get("client_pem_path") and cfg.get("client_key_path"):
-            context.load_cert_chain(cfg["client_pem_path"], cfg["client_key_path"])
-        speaks_tls = wants_client_cert = False
-        try:
-            with socket.create_connection((host, port), timeout=2) as raw, context.wrap_socket(raw, server_hostname=host) as tls:
-                speaks_tls = True
-                tls.settimeout(1)
-                tls.recv(1)  # TLS 1.3 servers reject a missing client certificate only now
-        except ssl.SSLError as exc:
-            wants_client_cert = speaks_tls and "CERTIFICATE_REQUIRED" in str(exc).upper()
-        except OSError:
-            pass
-        where = f"Milvus at {host}:{port}"
-        if speaks_tls and not secure:
-            return f"{where} expects TLS: use an https:// URI (or extra.secure=true) with extra.server_pem_path or ca_pem_path."
-        if wants_client_cert:
-            return f"{where} requires a client certificate (mutual TLS): set extra.client_pem_path, client_key_path and ca_pem_path."
-        if speaks_tls and not (cfg.get("server_pem_path") or cfg.get("ca_pem_path")):
-            return (
-                f"The TLS handshake with {where} failed: its certificate is not trusted. Set extra.server_pem_path "
-                "(one-way TLS) or ca_pem_path (mutual TLS) to the certificate or CA, and server_name to its host name."
-            )
-        if speaks_tls:
-            return (
-                f"The TLS handshake with {where} failed: check that extra.server_pem_path / ca_pem_path hold the CA "
-                "that signed the server certificate and that server_name matches it."
-            )
-        if secure and self._answers_plain_http(host, port):
-            return f"{where} does not speak TLS: use an http:// URI and extra.secure=false, or enable TLS on the server."
-        return ""
-
-    @staticmethod
-    def _answers_plain_http(host: str, port: int) -> bool:
-        """Whether the port answers an HTTP/2 preface in clear text (a plain gRPC server)."""
-        try:
-            with socket.create_connection((host, port), timeout=2) as sock:
-                sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-                sock.settimeout(2)
-                return sock.recv(9)[3:4] == b"\x04"  # the server's SETTINGS frame
-        except OSError:
-            return False
-
-# ---------------------------------------------------------------------- helpers
-def _is_lite_uri(uri: str) -> bool:
-    return "://" not in uri and not uri.startswith("unix:")
-
-
-def _resolve_uri(uri: Any, host: str | None, port: int | None, schema: str | None, secure: Any) -> str:
-    if uri:
-        uri = str(uri).strip()
-        if "://" in uri:
-            scheme = uri.split("://", 1)[0].lower()
-            if scheme not in SERVER_SCHEMES:
-                raise MilvusInputError(
-                    f"Connection URI scheme {scheme!r} is not supported: use http:// or https:// "
-                    "for a server or Zilliz Cloud, or a local path ending in .db for Milvus Lite."
-                )
-            return uri
-        if uri.startswith("unix:"):
-            return uri
-        if not uri.endswith(".db"):
-            raise MilvusInputError(
-                f"Connection URI {uri!r} is neither an http(s):// URL nor a Milvus Lite path "
-                "ending in .db; fix extra.uri."
-            )
-        return os.path.abspath(os.path.expanduser(uri))
-    if not host:
-        return default_lite_path()
-    if "://" in host:
-        return _resolve_uri(host, None, None, None, secure)
-    scheme = (schema or "").lower() or ("https" if as_bool(secure, "Connection extra.secure") else "http")
-    if scheme not in ("http", "https"):
-        raise MilvusInputError(
-            f"Connection schema {schema!r} is not supported: use http or https (or leave it empty)."
-        )
-    return urlunsplit((scheme, f"{host}:{port or DEFAULT_PORT}", "", "", ""))
-
-
-def _check_lite_path(path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(directory):
-        raise MilvusInputError(
-            f"Milvus Lite database {path!r}: directory {directory!r} does not exist. Create it, "
-            "or point extra.uri at an existing directory."
-        )
 
 
 __all__ = ["MilvusHook", "MilvusProviderError", "default_lite_path"]
