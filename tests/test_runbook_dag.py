@@ -1,16 +1,21 @@
-"""The ops runbook example DAG, run with dag.test() against the real server and Milvus Lite."""
+"""The ops runbook example DAG: dag.test() on the real server and Milvus Lite, and its approval
+gate driven through the REST API of a real Airflow deployment (approve and reject)."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from tests.conftest import REPO, conn_env_value
 from tests.dag_runner import dags_folder, load_dag, run_dag, xcom
-from tests.helpers import VECTOR_INDEX, index_summary, load_state, make_collection, scalar_index
+from tests.helpers import VECTOR_INDEX, index_summary, is_lite, load_state, make_collection, scalar_index
 
 DAG_ID = "milvus_index_runbook"
+DESTRUCTIVE = {"drop", "rebuild_drop", "rebuild_create"}
 
 
 @pytest.fixture
@@ -19,36 +24,60 @@ def runbook(milvus_uri, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", conn_env_value(milvus_uri))
 
     def run(**conf):
-        dr, tis = run_dag(DAG_ID, conf=conf)
-        assert dr.state == "success", {t: ti.state for t, ti in tis.items()}
-        return dr, {t: ti.state for t, ti in tis.items()}
+        """One run; the approval task is marked success without running, as an approver would."""
+        dr = load_dag(DAG_ID).test(run_conf=conf, mark_success_pattern="approve")
+        states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+        assert dr.state == "success", states
+        return dr, states
 
     return run
 
 
-def test_params_make_a_trigger_form_with_safe_defaults():
+def test_params_make_a_trigger_form_and_every_destructive_step_waits_for_approval():
     shutil.copy(REPO / "example_dags" / f"{DAG_ID}.py", dags_folder())
     dag = load_dag(DAG_ID)
     assert dag.schedule is None
     params = dag.params.dump()
     assert set(params) == {
         "collection", "action", "field_name", "index_name", "drop_all",
-        "index_type", "metric_type", "index_params", "dry_run",
+        "index_type", "metric_type", "index_params",
     }  # fmt: skip
-    assert params["dry_run"] is True and params["action"] == "status"
-    schema = dag.params.get_param("action").schema
-    assert schema["enum"] == ["status", "drop", "rebuild"]
+    assert params["action"] == "status"
+    assert dag.params.get_param("action").schema["enum"] == ["status", "drop", "rebuild"]
     assert all(dag.params.get_param(p).description for p in params)
 
+    approve = dag.get_task("approve")
+    assert type(approve).__name__ == "ApprovalOperator" and approve.defaults == ["Reject"]
+    assert DESTRUCTIVE <= approve.get_flat_relative_ids(upstream=False)
+    assert dag.get_task("plan").dry_run is True and "approve" in dag.get_task("plan").get_flat_relative_ids(upstream=False)
+    assert {dag.get_task(t).dry_run for t in DESTRUCTIVE} == {False}
 
-def test_status_then_dry_run_drop_changes_nothing(runbook, milvus_uri, collection_name):
+
+def test_without_hitl_operators_the_dry_run_param_guards_instead():
+    """Airflow before 3.1 (or a standard provider without HITL): simulated by hiding the module."""
+    code = f"""
+import json, sys
+sys.modules["airflow.providers.standard.operators.hitl"] = None  # import fails, as on Airflow < 3.1
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder={str(REPO / "example_dags" / f"{DAG_ID}.py")!r})
+assert not bag.import_errors, bag.import_errors
+dag = bag.dags[{DAG_ID!r}]
+print(json.dumps({{"params": dag.params.dump(), "tasks": sorted(dag.task_ids),
+                  "dry_run": {{t: dag.get_task(t).dry_run for t in {sorted(DESTRUCTIVE)!r}}}}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["params"]["dry_run"] is True
+    assert "approve" not in seen["tasks"] and "plan" not in seen["tasks"]
+    assert set(seen["dry_run"].values()) == {"{{ params.dry_run }}"}
+
+
+def test_status_runs_without_approval(runbook, milvus_uri, collection_name):
     make_collection(milvus_uri, collection_name, rows=50, indexes=(VECTOR_INDEX, scalar_index(milvus_uri)), load=True)
-    before = index_summary(milvus_uri, collection_name)
-
     for _ in range(2):
         dr, states = runbook(collection=collection_name)
-        assert states == {"choose": "success", "status": "success", "drop": "skipped", "rebuild_drop": "skipped",
-                          "rebuild_specs": "skipped", "rebuild_create": "skipped"}  # fmt: skip
+        assert states["status"] == "success" and states["plan"] == "skipped" and states["approve"] == "skipped"
         (report,) = xcom(dr, "status")
         assert report["collection_name"] == collection_name and report["load_state"] == "Loaded"
         assert report["row_count"] == 50
@@ -56,12 +85,6 @@ def test_status_then_dry_run_drop_changes_nothing(runbook, milvus_uri, collectio
         assert set(by_field) == {"vec", "year"}
         assert by_field["vec"]["index_type"] == "HNSW" and by_field["vec"]["metric_type"] == "L2"
         assert by_field["vec"]["build"]["state"] == "Finished" and by_field["vec"]["build"]["indexed_rows"] == 50
-
-    dr, states = runbook(collection=collection_name, action="drop", field_name="vec")  # dry_run defaults to True
-    result = xcom(dr, "drop")
-    assert result["dry_run"] is True and [s["field_name"] for s in result["dropped"]] == ["vec"]
-    assert index_summary(milvus_uri, collection_name) == before
-    assert load_state(milvus_uri, collection_name) == "Loaded"
 
 
 def test_rebuild_with_a_new_type_restores_the_load_state_twice(runbook, milvus_uri, collection_name):
@@ -73,11 +96,15 @@ def test_rebuild_with_a_new_type_restores_the_load_state_twice(runbook, milvus_u
         "index_type": "IVF_FLAT",
         "metric_type": "IP",
         "index_params": {"nlist": 16},
-        "dry_run": False,
     }
-    for _ in range(2):  # the second run rebuilds the IVF_FLAT index it finds
+    hnsw = "HNSW L2" if is_lite(milvus_uri) else "HNSW L2 {'M': 8, 'efConstruction': 64}"  # Lite reports no params
+    for attempt in range(2):  # the second run rebuilds the IVF_FLAT index it finds
         dr, states = runbook(**conf)
-        assert states["rebuild_create"] == "success" and states["status"] == "skipped"
+        assert states["rebuild_create"] == "success" and states["status"] == "skipped" and states["drop"] == "skipped"
+        shown = xcom(dr, "describe_plan")
+        vec = f"`vec` on `vec` ({hnsw})" if attempt == 0 else "`vec` on `vec` (IVF_FLAT IP {'nlist': 16})"
+        assert f"| `{collection_name}` | Loaded | yes | {vec} |" in shown, shown
+        assert "Then rebuild IVF_FLAT IP {'nlist': 16}" in shown
         created = xcom(dr, "rebuild_create")
         assert [(s["collection_name"], s["index_type"], s["metric_type"]) for s in created["created"]] == [
             (collection_name, "IVF_FLAT", "IP")
@@ -93,13 +120,66 @@ def test_rebuild_with_a_new_type_restores_the_load_state_twice(runbook, milvus_u
 
 def test_drop_for_real_drops_only_the_named_index(runbook, milvus_uri, collection_name):
     make_collection(milvus_uri, collection_name, rows=20, indexes=(VECTOR_INDEX, scalar_index(milvus_uri)))
-    dr, _ = runbook(collection=collection_name, action="drop", field_name="year", dry_run=False)
+    dr, states = runbook(collection=collection_name, action="drop", field_name="year")
+    assert states["rebuild_drop"] == "skipped" and states["rebuild_create"] == "skipped"
     assert [s["field_name"] for s in xcom(dr, "drop")["dropped"]] == ["year"]
     assert [v[0] for v in index_summary(milvus_uri, collection_name).values()] == ["vec"]
-    dr, _ = runbook(collection=collection_name, action="drop", field_name="year", dry_run=False)  # again: nothing left
+    dr, _ = runbook(collection=collection_name, action="drop", field_name="year")  # again: nothing left
     assert xcom(dr, "drop")["dropped"] == []
 
 
 def test_an_unknown_action_is_refused_before_anything_runs(runbook, milvus_uri, collection_name):
     with pytest.raises(Exception, match="explode"):
         run_dag(DAG_ID, conf={"collection": collection_name, "action": "explode"})
+
+
+# ------------------------------------------------------------------ the approval, for real
+
+
+@pytest.fixture(scope="module")
+def deployment(milvus_server, tmp_path_factory):
+    """api-server, scheduler, dag-processor and triggerer on the real Milvus server."""
+    from tests.airflow_deployment import AirflowDeployment
+
+    env = {"AIRFLOW_CONN_MILVUS_DEFAULT": conn_env_value(milvus_server.uri)}
+    with AirflowDeployment(tmp_path_factory.mktemp("airflow-hitl"), env=env, dag_ids=(DAG_ID,)) as airflow:
+        yield airflow
+
+
+def respond(airflow, run_id: str, option: str) -> dict:
+    """What a person does in Required Actions: read the request, then answer it (REST API)."""
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
+    airflow.wait_for_task(DAG_ID, run_id, "approve", {"awaiting_input", "deferred"}, timeout=240)
+    request = airflow.api("GET", path)
+    answer = airflow.api("PATCH", path, {"chosen_options": [option], "params_input": {}})
+    assert answer["chosen_options"] == [option]
+    return request
+
+
+@pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.parametrize("option", ["Reject", "Approve"])
+def test_a_person_approves_or_rejects_the_drop_through_the_rest_api(deployment, milvus_server, collection_name, option):
+    uri = milvus_server.uri
+    make_collection(uri, collection_name, rows=30, indexes=(VECTOR_INDEX, scalar_index(uri)), load=True)
+    before = index_summary(uri, collection_name)
+
+    run_id = deployment.trigger(DAG_ID, {"collection": collection_name, "action": "drop", "field_name": "vec"})
+    request = respond(deployment, run_id, option)
+    assert request["options"] == ["Approve", "Reject"] and request["subject"] == f"Drop indexes of {collection_name}?"
+    body = request["body"]  # the plan the person approved or rejected
+    assert f"| `{collection_name}` | Loaded | yes | `vec` on `vec` (HNSW L2 {{'M': 8, 'efConstruction': 64}}) |" in body, body
+    assert "`year` on `year` (STL_SORT)" in body  # the snapshot: every index, kept ones too
+    run = deployment.wait_for_run(DAG_ID, run_id)
+    assert run.state == "success", deployment.explain(run)
+    states = {t: ti["state"] for t, ti in run.tasks.items()}
+    assert states["approve"] == "success" and states["plan"] == "success"
+
+    if option == "Reject":  # the run ends with nothing changed
+        assert {states[t] for t in ("act", *DESTRUCTIVE)} == {"skipped"}
+        assert index_summary(uri, collection_name) == before
+        assert load_state(uri, collection_name) == "Loaded"
+    else:
+        assert states["drop"] == "success" and states["rebuild_drop"] == "skipped"
+        assert index_summary(uri, collection_name) == {k: v for k, v in before.items() if v[0] == "year"}
+        assert load_state(uri, collection_name) == "NotLoad"  # released for the drop, as the plan said
