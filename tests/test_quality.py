@@ -26,7 +26,7 @@ def vectors(n=N, dim=DIM, seed=3):
     return np.random.default_rng(seed).random((n, dim), dtype=np.float32)
 
 
-def make_vector_collection(uri, name, data, *, index=FLAT, metric="L2", load=True):
+def make_vector_collection(uri, name, data, *, index=FLAT, metric="L2", load=True, text_ids=False):
     """id / vec / year, rows inserted before the index is built, as a reindex does (Milvus
     Lite builds an index created before the data in the background, and a search that runs
     before that build finishes is exact)."""
@@ -34,12 +34,18 @@ def make_vector_collection(uri, name, data, *, index=FLAT, metric="L2", load=Tru
 
     with milvus_client(uri) as c:
         schema = c.create_schema(auto_id=False)
-        schema.add_field("id", DataType.INT64, is_primary=True)
+        if text_ids:
+            schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=16)
+        else:
+            schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vec", DataType.FLOAT_VECTOR, dim=data.shape[1])
         schema.add_field("year", DataType.INT64)
         c.create_collection(name, schema=schema)
         for start in range(0, len(data), 1000):
-            c.insert(name, [{"id": i, "vec": data[i].tolist(), "year": i % 50} for i in range(start, min(len(data), start + 1000))])
+            c.insert(name, [
+                {"id": f"r{i}" if text_ids else i, "vec": data[i].tolist(), "year": i % 50}
+                for i in range(start, min(len(data), start + 1000))
+            ])  # fmt: skip
         c.flush(name)
         if c.get_load_state(name)["state"].name == "Loaded":
             c.release_collection(name)  # Lite reports new collections as Loaded
@@ -200,12 +206,13 @@ def test_gate_fails_the_task_with_recall_threshold_index_and_params(milvus_conn,
     assert check(milvus_conn, collection_name, search_params=NPROBE_1, sample_size=30, min_recall=0.05)["passed"] is True
 
 
-def test_checks_through_an_alias(milvus_conn, milvus_uri, collection_name):
-    make_vector_collection(milvus_uri, collection_name, vectors(n=500))
+def test_checks_through_an_alias_with_text_primary_keys(milvus_conn, milvus_uri, collection_name):
+    make_vector_collection(milvus_uri, collection_name, vectors(n=500), text_ids=True)
     with milvus_client(milvus_uri) as c:
         c.create_alias(collection_name, f"{collection_name}_live")
     result = check(milvus_conn, f"{collection_name}_live", sample_size=10)
     assert (result["collection_name"], result["alias"], result["recall"]) == (collection_name, f"{collection_name}_live", 1.0)
+    assert all(isinstance(pk, str) and pk.startswith("r") for pk in result["query_ids"])
 
 
 def test_bad_input_gets_clear_errors_and_changes_nothing(milvus_conn, milvus_uri, collection_name):

@@ -178,6 +178,15 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
             )
         specs = hook.list_index_specs(name, field_name=field)
         index = specs[0] if specs else None
+        if index:
+            # Rows not indexed yet are searched exactly: the measurement would flatter the index.
+            build = hook.index_build_status(name, index["index_name"])
+            if build["state"] != "Finished" or build["pending_index_rows"]:
+                raise MilvusInputError(
+                    f"Index {index['index_name']!r} of {name!r} is {build['state']} with {build['pending_index_rows']} rows "
+                    "pending: recall would be measured partly without it. Wait for the build first "
+                    "(MilvusCreateIndexOperator waits by default, or MilvusIndexBuiltSensor)."
+                )
         metric = self._metric(index, name, field)
         rows = self._count(name)
         self._check_size(name, rows)
