@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The version matrix: every bound that pyproject.toml declares, each combination in its own
+# virtualenv (.venvs/<name>), running the fast test tier and the demo DAG on Milvus Lite.
+# The main combination (the newest of everything) is the full suite of scripts/test.sh.
+#
+#   bash scripts/matrix.sh            # every combination, then a table
+#   bash scripts/matrix.sh low mid    # some of them
+#
+# Airflow does not cap its own dependencies (fastapi, structlog, ...), so a resolution made
+# today breaks older releases; each Airflow is installed with the pins of its release day
+# (ci/constraints-airflow-<version>.txt, made by ci/freeze_constraints.sh).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+LOGS=test-artifacts/matrix
+FAST_TIER="not server and not slow and not browser"
+
+# name             airflow  pymilvus  milvus-lite  tenacity
+COMBINATIONS=(
+  "low              3.1.0    2.6.0     3.0          9.0.0"
+  "low-airflow      3.1.0    3.0.2     3.2.2        9.2.1"
+  "mid              3.2.2    2.6.17    3.2.2        9.2.1"
+  "low-clients      3.3.2    2.6.0     3.0          9.0.0"
+)
+
+mkdir -p "$LOGS" .venvs
+selected=("$@")
+rows=()
+failed=0
+
+installed() {  # the version pip reports for a package in a virtualenv
+  "$1/bin/python" -m pip show "$2" 2>/dev/null | sed -n 's/^Version: //p'
+}
+
+summary_line() {  # pytest's closing line, e.g. "240 passed, 3 skipped in 95.2s"
+  grep -E '^=*.* (passed|failed|error)' "$1" | tail -1 | sed -E 's/=//g; s/^ +| +$//g'
+}
+
+cli_json() {  # the CLI's --output json must print only JSON, on every Airflow version
+  local venv=$1 home=$2 out
+  out=$(AIRFLOW_HOME=$home AIRFLOW__CORE__LOAD_EXAMPLES=False \
+        "$venv/bin/python" -m airflow_milvus index status -c demo_books -o json 2>>"$home/cli.log") || return 1
+  "$venv/bin/python" -c 'import json, sys; assert json.load(sys.stdin)[0]["collection_name"] == "demo_books"' <<<"$out" || return 1
+  if [[ $(installed "$venv" apache-airflow-core) != 3.1.* ]]; then  # provider CLI commands: Airflow 3.2+
+    out=$(AIRFLOW_HOME=$home AIRFLOW__CORE__LOAD_EXAMPLES=False \
+          "$venv/bin/airflow" milvus index list -c demo_books -o json 2>>"$home/cli.log") || return 1
+    "$venv/bin/python" -c 'import json, sys; assert json.load(sys.stdin)[0]["field_name"]' <<<"$out" || return 1
+  fi
+  "$venv/bin/python" -m airflow_milvus lite stop "$home/milvus_lite.db" >/dev/null
+}
+
+for combination in "${COMBINATIONS[@]}"; do
+  read -r name airflow pymilvus lite tenacity <<<"$combination"
+  if [ ${#selected[@]} -gt 0 ] && [[ ! " ${selected[*]} " =~ " $name " ]]; then continue; fi
+  venv=.venvs/$name
+  start=$SECONDS
+  echo "== $name: Airflow $airflow, pymilvus $pymilvus, milvus-lite $lite, tenacity $tenacity (logs: $LOGS/$name-*.log)"
+
+  constraints=()
+  [ -f "ci/constraints-airflow-$airflow.txt" ] && constraints=(-c "ci/constraints-airflow-$airflow.txt")
+  [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
+  if ! {
+    "$venv/bin/python" -m pip install -q --upgrade pip &&
+    "$venv/bin/python" -m pip install -q "${constraints[@]}" -e '.[lite,bulk]' -r ci/fast-tier.txt \
+      "apache-airflow==$airflow" "pymilvus==$pymilvus" "pymilvus[bulk_writer]==$pymilvus" \
+      "milvus-lite==$lite" "tenacity==$tenacity" &&
+    "$venv/bin/python" -m pip check
+  } >"$LOGS/$name-install.log" 2>&1; then
+    tail -5 "$LOGS/$name-install.log"
+    rows+=("$name|install failed|||||||$((SECONDS - start))s")
+    failed=1
+    continue
+  fi
+
+  "$venv/bin/python" -m pytest -m "$FAST_TIER" -n 2 -q -p no:cacheprovider >"$LOGS/$name-tests.log" 2>&1
+  tests_rc=$?
+  tests=$(summary_line "$LOGS/$name-tests.log")
+  [ $tests_rc -eq 0 ] || { tests="FAIL: ${tests:-exit $tests_rc}"; failed=1; }
+
+  home=$(mktemp -d)
+  if DEMO_VENV=$venv DEMO_AIRFLOW_HOME=$home bash scripts/demo.sh >"$LOGS/$name-demo.log" 2>&1; then
+    demo=success
+  else
+    demo=FAIL; failed=1
+  fi
+  if [ $demo = success ] && cli_json "$venv" "$home"; then
+    cli=ok
+  else
+    cli=FAIL; failed=1
+  fi
+  cp "$home/dags-test.log" "$LOGS/$name-dags-test.log" 2>/dev/null
+  "$venv/bin/python" -m airflow_milvus lite stop "$home/milvus_lite.db" >/dev/null 2>&1
+  rm -rf "$home"
+
+  rows+=("$name|$(installed "$venv" apache-airflow-core)|$(installed "$venv" pymilvus)|$(installed "$venv" milvus-lite)|$(installed "$venv" tenacity)|$tests|$demo|$cli|$((SECONDS - start))s")
+  echo "   ${rows[-1]}"
+done
+
+echo
+echo "Version matrix (fast tier: -m \"$FAST_TIER\"; demo: airflow dags test milvus_reindex on Milvus Lite; CLI: --output json)"
+{
+  echo "combination|airflow|pymilvus|milvus-lite|tenacity|fast tier|demo|CLI json|wall time"
+  printf '%s\n' "${rows[@]}"
+} | column -t -s '|'
+exit $failed
