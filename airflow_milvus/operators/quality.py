@@ -192,7 +192,7 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
         self._check_size(name, rows)
 
         query_ids, queries = self._sample_queries(name, primary, field, rows)
-        ann_ids, latencies = self._search(name, field, queries)
+        ann_ids, latencies = self._search(name, primary, field, queries)
         from airflow_milvus.recall import StreamingGroundTruth
 
         truth = StreamingGroundTruth(queries, self.top_k, metric, ann_ids)
@@ -305,7 +305,7 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
             raise MilvusProviderError(f"Rows {missing[:5]} of {name!r} vanished during the check; re-run it.")
         return [_json_safe(pk) for pk in picked], [list(by_id[pk]) for pk in picked]
 
-    def _search(self, name: str, field: str, queries: list[list[float]]) -> tuple[list[list[Any]], list[float]]:
+    def _search(self, name: str, primary: str, field: str, queries: list[list[float]]) -> tuple[list[list[Any]], list[float]]:
         """One search per query (per-query latency), through the index as users search."""
         ann_ids, latencies = [], []
         for vector in queries:
@@ -313,8 +313,8 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
                 begin = time.perf_counter()
                 hits = c.search(
                     name, data=[vector], limit=self.top_k, anns_field=field, search_params=self.search_params,
-                    output_fields=[], timeout=self.hook.timeout,
-                )  # fmt: skip
+                    output_fields=[primary], timeout=self.hook.timeout,
+                )  # fmt: skip  (Milvus Lite returns every field, vectors too, for output_fields=[])
                 return hits, time.perf_counter() - begin
 
             hits, seconds = self.hook.call(f"search({name}.{field})", search)
