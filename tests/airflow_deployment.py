@@ -144,6 +144,9 @@ class AirflowDeployment:
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",
                 "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
                 "AIRFLOW__CORE__PARALLELISM": "4",
+                # A task gives up on an execution API call after 5 s by default: too short when
+                # the cores are shared and sqlite is busy (tasks then die before they start).
+                "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             }
         )
         if self._redis_port:
@@ -176,7 +179,7 @@ class AirflowDeployment:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self, timeout: float = 240) -> None:
+    def start(self, timeout: float = 420) -> None:
         """Migrate, start every component, create the pools, wait until the DAGs are parsed."""
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         if self.extra_dags:
@@ -358,6 +361,15 @@ class AirflowDeployment:
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         path = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}" / f"attempt={try_number}.log"
         return path.read_text(errors="replace") if path.exists() else f"(no log at {path})"
+
+    def trigger_logs(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> dict[int, str]:
+        """``{triggerer job id: what it logged running the task's trigger}``."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        prefix = f"attempt={try_number}.log.trigger."
+        return {
+            int(path.name[len(prefix):-len(".log")]): path.read_text(errors="replace")
+            for path in folder.glob(f"{prefix}*.log")
+        }
 
     def explain(self, run: DagRun, chars: int = 3000) -> str:
         """Task states and the logs of tasks that did not succeed: an assertion message."""

@@ -28,7 +28,7 @@ import pytest
 
 from tests.airflow_deployment import AirflowDeployment
 from tests.conftest import conn_env_value, milvus_client
-from tests.helpers import load_state, make_collection, row_count
+from tests.helpers import live_rows, load_state, make_collection
 from tests.reliability import index_definitions
 
 pytestmark = pytest.mark.slow
@@ -158,19 +158,22 @@ def test_celery_two_workers_share_the_reindex(milvus_server, tmp_path, collectio
 
 
 # ------------------------------------------------------------------ faults
+# The create operator watches the build on the worker for one poll interval (1 s), then defers.
 BUILD_WAIT_DAG = '''
 import pendulum
 from airflow.sdk import DAG, Param
-from airflow_milvus.sensors.index import MilvusIndexBuiltSensor
+from airflow_milvus.operators.index import MilvusCreateIndexOperator
 
 with DAG("deployment_build_wait", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
          catchup=False, params={"collection": Param("unset", type="string")}):
-    MilvusIndexBuiltSensor(task_id="wait_for_build", collection_name="{{ params.collection }}",
-                           field_name="vec", deferrable=True, poke_interval=1, timeout=600)
+    MilvusCreateIndexOperator(
+        task_id="build", collection_name="{{ params.collection }}", field_name="vec", index_type="HNSW",
+        metric_type="L2", index_params={"M": 48, "efConstruction": 400}, deferrable=True, poll_interval=1,
+        timeout=600,
+    )
 '''
-# A build that takes ~10-15 s on two cores, long enough to be caught deferred.
+# A build that takes ~10-15 s on two idle cores, long enough to be caught deferred.
 SLOW_ROWS, SLOW_DIM = 10_000, 64
-SLOW_INDEX = {"M": 48, "efConstruction": 400}
 
 
 @pytest.fixture(scope="module")
@@ -183,19 +186,21 @@ def faulty(milvus_server, tmp_path_factory):
 
 
 def test_triggerer_killed_during_deferred_build_wait(faulty, milvus_server, collection_name):
-    uri, dag_id, task_id = milvus_server.uri, "deployment_build_wait", "wait_for_build"
+    uri, dag_id, task_id = milvus_server.uri, "deployment_build_wait", "build"
     make_collection(uri, collection_name, rows=SLOW_ROWS, dim=SLOW_DIM, indexes=())
-    with milvus_client(uri) as client:
-        params = client.prepare_index_params()
-        params.add_index("vec", index_type="HNSW", metric_type="L2", params=SLOW_INDEX, index_name="vec")
-        client.create_index(collection_name, params, sync=False)
     run_id = faulty.trigger(dag_id, {"collection": collection_name})
     ti = faulty.wait_for_task(dag_id, run_id, task_id, {"deferred", "success", "failed", "up_for_retry"})
     assert ti["state"] == "deferred", f"{task_id} never deferred: {ti['state']} (a build this fast proves nothing)"
-    offset = faulty.log_path("triggerer").stat().st_size
+    # Kill only once the triggerer runs the wait (the trigger log names the triggerer's job id).
+    deadline = time.monotonic() + 120
+    while not (ti.get("triggerer_job") and "starting" in faulty.trigger_logs(dag_id, run_id, task_id).get(ti["triggerer_job"]["id"], "")):
+        assert time.monotonic() < deadline and ti["state"] == "deferred", f"trigger never ran: {ti}"
+        time.sleep(0.2)
+        ti = faulty.task_instances(dag_id, run_id)[task_id]
+    first = ti["triggerer_job"]["id"]
     faulty.kill_component("triggerer")
     with milvus_client(uri) as client:
-        build = client.describe_index(collection_name, "vec")
+        build = client.describe_index(collection_name, client.list_indexes(collection_name)[0])
     assert build["state"] != "Finished" or build["pending_index_rows"], f"build already over at the kill: {build}"
     time.sleep(3)  # with no triggerer, nothing can resume the task
     assert faulty.task_instances(dag_id, run_id)[task_id]["state"] == "deferred"
@@ -203,8 +208,8 @@ def test_triggerer_killed_during_deferred_build_wait(faulty, milvus_server, coll
     run = faulty.wait_for_run(dag_id, run_id, timeout=240)
     assert run.state == "success", faulty.explain(run)
     assert run.tasks[task_id]["try_number"] == 1, "the wait was retried, not resumed"
-    restarted = faulty.log_path("triggerer").read_text(errors="replace")[offset:]
-    assert "MilvusIndexBuiltTrigger" in restarted, restarted[-3000:]
+    fired = [job for job, log in faulty.trigger_logs(dag_id, run_id, task_id).items() if "Trigger fired event" in log]
+    assert fired and first not in fired, f"the killed triggerer {first} fired it, or nobody did: {fired}"
 
 
 @pytest.mark.parametrize("victim", ["drop_indexes", "rebuild_indexes"])
@@ -221,5 +226,5 @@ def test_killed_task_process_is_retried_to_the_same_index(victim, faulty, milvus
     assert run.state == "success", faulty.explain(run)
     assert run.tasks[victim]["try_number"] == 2, faulty.explain(run)
     assert index_definitions(uri, collection_name) == before
-    assert row_count(uri, collection_name) == ROWS
+    assert live_rows(uri, collection_name) == ROWS
     assert load_state(uri, collection_name) == "Loaded"
