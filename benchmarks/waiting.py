@@ -52,10 +52,10 @@ class _NoticeRecorder:
         self.noticed_at: float | None = None
 
     def install(self) -> None:
-        import airflow_milvus.triggers.index as triggers
+        import airflow_milvus.waiting as waiting
 
-        # The operators and the sensor import check_builds from the trigger module at call time.
-        for module in (triggers,):
+        # The operators, the sensor and the trigger all poll through waiting.check_builds.
+        for module in (waiting,):
             original = module.check_builds
             if getattr(original, "_bench_notice", False):
                 continue

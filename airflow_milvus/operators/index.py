@@ -6,11 +6,10 @@ so these operators decide from their own checks (list, describe, load state) bef
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_milvus import snapshots
+from airflow_milvus import snapshots, waiting
 from airflow_milvus.compat import conf
 from airflow_milvus.errors import MilvusIndexBuildError, MilvusInputError, MilvusProviderError
 from airflow_milvus.hooks.milvus import MilvusHook
@@ -222,7 +221,7 @@ class MilvusDropIndexOperator(MilvusBaseOperator):
             hook.create_index(spec)
         if lost:
             targets = _index_targets(hook, collection, [s["field_name"] for s in lost])
-            _wait_for_builds(self, hook, targets, timeout=600, poll_interval=1)
+            waiting.wait_for_builds(hook, targets, timeout=600, poll_interval=1, logger=self.log)
 
 
 def _index_targets(hook: MilvusHook, collection: str, fields: list[str]) -> list[dict[str, Any]]:
@@ -233,33 +232,6 @@ def _index_targets(hook: MilvusHook, collection: str, fields: list[str]) -> list
             raise MilvusIndexBuildError(f"Index on {collection}.{field} vanished right after it was created.")
         targets.append({"collection_name": collection, "index_name": specs[0]["index_name"]})
     return targets
-
-
-def _poll_builds(op, hook: MilvusHook, targets: list[dict[str, Any]], *, timeout: float, poll_interval: float) -> dict[str, Any]:
-    """Poll until the builds succeed or ``timeout`` passes; the last poll's event. A failed build raises."""
-    from airflow_milvus.triggers.index import check_builds  # not at import: keeps DAG parsing light
-
-    deadline = time.monotonic() + float(timeout)
-    while True:
-        event = check_builds(hook, targets)
-        if event["status"] == "error":
-            raise MilvusIndexBuildError(event["message"])
-        if event["status"] == "success":
-            op.log.info("Index builds finished: %s", event["statuses"])
-            return event
-        if time.monotonic() >= deadline:
-            return event
-        op.log.info("Waiting for index builds: %s", event["statuses"])
-        time.sleep(max(0.0, min(float(poll_interval), deadline - time.monotonic())))
-
-
-def _wait_for_builds(op, hook: MilvusHook, targets: list[dict[str, Any]], *, timeout: float, poll_interval: float) -> None:
-    event = _poll_builds(op, hook, targets, timeout=timeout, poll_interval=poll_interval)
-    if event["status"] != "success":
-        raise MilvusIndexBuildError(
-            f"Index builds not finished after {timeout:.0f}s: {event['statuses']}. "
-            "Raise timeout, or wait with MilvusIndexBuiltSensor."
-        )
 
 
 # Before deferring, the worker watches the build this long: a build that ends within it never
@@ -432,7 +404,7 @@ class MilvusCreateIndexOperator(MilvusAssetEventsMixin, MilvusBaseOperator):
                 from airflow_milvus.triggers.index import MilvusIndexBuiltTrigger
 
                 check = min(float(self.poll_interval), WORKER_CHECK_SECONDS, float(self.timeout))
-                if _poll_builds(self, self.hook, targets, timeout=check, poll_interval=1)["status"] != "success":
+                if waiting.poll_builds(self.hook, targets, timeout=check, poll_interval=1, logger=self.log)["status"] != "success":
                     self.defer(
                         trigger=MilvusIndexBuiltTrigger(
                             targets=targets,
@@ -444,12 +416,11 @@ class MilvusCreateIndexOperator(MilvusAssetEventsMixin, MilvusBaseOperator):
                         method_name="execute_complete",
                     )
             elif targets and self.wait_for_completion:
-                _wait_for_builds(self, self.hook, targets, timeout=self.timeout, poll_interval=self.poll_interval)
+                waiting.wait_for_builds(self.hook, targets, timeout=self.timeout, poll_interval=self.poll_interval, logger=self.log)
             return self._finish(result, reload)
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
-        if event.get("status") != "success":
-            raise MilvusIndexBuildError(event.get("message") or f"Index build wait ended with {event}")
+        waiting.raise_for_event(event)
         self.log.info("Index builds finished (deferred wait): %s", event.get("statuses"))
         payload = event["payload"]
         with self.hook:

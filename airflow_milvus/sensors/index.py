@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 
+from airflow_milvus import waiting
 from airflow_milvus.compat import conf
 from airflow_milvus.errors import MilvusIndexBuildError, MilvusInputError
 from airflow_milvus.hooks.milvus import MilvusHook
@@ -24,6 +25,9 @@ class MilvusIndexBuiltSensor(BaseSensorOperator):
     :param milvus_conn_id: Airflow connection of type ``milvus`` (templated).
     :param deferrable: wait on the triggerer instead of a worker slot; defaults to
         ``[operators] default_deferrable``.
+    :param retry_attempts: attempts per Milvus call on transient faults (as the operators).
+    :param retry_max_wait: time budget in seconds for retrying one call.
+    :param rpc_timeout: per-RPC timeout in seconds; default from the connection.
     :return: the build status dict of the index.
     """
 
@@ -37,6 +41,9 @@ class MilvusIndexBuiltSensor(BaseSensorOperator):
         field_name: str | None = None,
         milvus_conn_id: str = MilvusHook.default_conn_name,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        retry_attempts: int = 5,
+        retry_max_wait: float = 60.0,
+        rpc_timeout: float | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -45,10 +52,18 @@ class MilvusIndexBuiltSensor(BaseSensorOperator):
         self.field_name = field_name
         self.milvus_conn_id = milvus_conn_id
         self.deferrable = deferrable
+        self.retry_attempts = retry_attempts
+        self.retry_max_wait = retry_max_wait
+        self.rpc_timeout = rpc_timeout
 
     @cached_property
     def hook(self) -> MilvusHook:
-        return MilvusHook(milvus_conn_id=self.milvus_conn_id)
+        return MilvusHook(
+            milvus_conn_id=self.milvus_conn_id,
+            retry_attempts=self.retry_attempts,
+            retry_max_wait=self.retry_max_wait,
+            timeout=self.rpc_timeout,
+        )
 
     def _target(self) -> dict[str, str]:
         collection = validate_name(self.collection_name, "collection name")
@@ -66,14 +81,13 @@ class MilvusIndexBuiltSensor(BaseSensorOperator):
     def execute(self, context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        from airflow_milvus.triggers.index import MilvusIndexBuiltTrigger, check_builds
-        with self.hook:
+        from airflow_milvus.triggers.index import MilvusIndexBuiltTrigger
+
+        with self.hook:  # check on the worker first: a finished build never reaches the triggerer
             target = self._target()
-            event = check_builds(self.hook, [target])
+            event = waiting.raise_for_event(waiting.check_builds(self.hook, [target]))
         if event["status"] == "success":
             return next(iter(event["statuses"].values()))
-        if event["status"] == "error":
-            raise MilvusIndexBuildError(event["message"])
         self.defer(
             trigger=MilvusIndexBuiltTrigger(
                 targets=[target],
@@ -86,12 +100,8 @@ class MilvusIndexBuiltSensor(BaseSensorOperator):
         )
 
     def poke(self, context) -> Any:
-        from airflow_milvus.triggers.index import check_builds
-
         with self.hook:
-            event = check_builds(self.hook, [self._target()])
-        if event["status"] == "error":
-            raise MilvusIndexBuildError(event["message"])
+            event = waiting.raise_for_event(waiting.check_builds(self.hook, [self._target()]))
         self.log.info("Index build status: %s", event["statuses"])
         if event["status"] == "success":
             from airflow.sdk import PokeReturnValue
@@ -100,6 +110,4 @@ class MilvusIndexBuiltSensor(BaseSensorOperator):
         return False
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
-        if event.get("status") != "success":
-            raise MilvusIndexBuildError(event.get("message") or f"Index wait ended with {event}")
-        return next(iter(event["statuses"].values()))
+        return next(iter(waiting.raise_for_event(event)["statuses"].values()))

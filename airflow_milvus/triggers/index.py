@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_milvus.specs import build_outcome
+from airflow_milvus import waiting
 
 
 class MilvusIndexBuiltTrigger(BaseTrigger):
@@ -64,7 +64,7 @@ class MilvusIndexBuiltTrigger(BaseTrigger):
         hook = MilvusHook(milvus_conn_id=self.milvus_conn_id)
         try:
             while True:
-                event = await asyncio.to_thread(check_builds, hook, self.targets)
+                event = await asyncio.to_thread(waiting.check_builds, hook, self.targets)
                 event["payload"] = self.payload
                 if event["status"] != "pending":
                     yield TriggerEvent(event)
@@ -81,21 +81,3 @@ class MilvusIndexBuiltTrigger(BaseTrigger):
         finally:
             await asyncio.to_thread(hook.close)
 
-
-def check_builds(hook, targets: list[dict[str, Any]]) -> dict[str, Any]:
-    """One poll of every target: an event payload whose status is success, error or pending."""
-    statuses = {
-        f"{t['collection_name']}.{t['index_name']}": hook.index_build_status(t["collection_name"], t["index_name"])
-        for t in targets
-    }
-    for key, status in statuses.items():
-        outcome = build_outcome(status)
-        if outcome == "failed":
-            reason = status.get("fail_reason") or "no reason given by Milvus"
-            return {"status": "error", "message": f"Index {key} build failed: {reason}", "statuses": statuses}
-        if outcome == "missing":
-            message = f"Index {key} does not exist; create it before waiting for it."
-            return {"status": "error", "message": message, "statuses": statuses}
-    done = all(build_outcome(s) == "done" for s in statuses.values())
-    message = "all indexes built" if done else "building"
-    return {"status": "success" if done else "pending", "message": message, "statuses": statuses}
