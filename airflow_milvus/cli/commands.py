@@ -129,33 +129,32 @@ def index_status(args) -> None:
     _print(args, rows, report)
 
 
-def _drop_op(args, dry_run: bool):
+@suppress_logs_and_warning
+@_command
+def index_drop(args) -> None:
+    """airflow milvus index drop -c COLLECTION [-f FIELD | -i INDEX]"""
     from airflow_milvus.operators.index import MilvusDropIndexOperator
 
-    return MilvusDropIndexOperator(
+    op = MilvusDropIndexOperator(
         task_id="milvus_cli_index_drop",
         milvus_conn_id=args.conn_id,
         collection_name=args.collection,
         field_name=args.field,
         index_name=args.index,
         drop_all=args.all,
-        dry_run=dry_run,
+        dry_run=args.dry_run,
     )
-
-
-@suppress_logs_and_warning
-@_command
-def index_drop(args) -> None:
-    """airflow milvus index drop -c COLLECTION [-f FIELD | -i INDEX]"""
-    plan = _drop_op(args, dry_run=True).execute({})
-    result = plan
-    if plan["dropped"] and not args.dry_run:
-        released = [n for n, c in plan["collections"].items() if c["was_loaded"]]
-        _stderr("Will drop:\n" + "\n".join(f"  {s['collection_name']}.{s['field_name']}: {s['index_name']} ({s['index_type']})" for s in plan["dropped"]))
-        if released:
-            _stderr(f"Loaded collections are released first and stay released: {', '.join(released)}")
-        _confirm(f"Drop {len(plan['dropped'])} index(es)?", args)
-        result = _drop_op(args, dry_run=False).execute({})
+    with op.hook:
+        plans = op.plan()
+        result = op.result(plans, applied=False)
+        if result["dropped"] and not args.dry_run:
+            released = [n for n, c in result["collections"].items() if c["was_loaded"]]
+            _stderr("Will drop:\n" + "\n".join(f"  {s['collection_name']}.{s['field_name']}: {s['index_name']} ({s['index_type']})" for s in result["dropped"]))
+            if released:
+                _stderr(f"Loaded collections are released first and stay released: {', '.join(released)}")
+            _confirm(f"Drop {len(result['dropped'])} index(es)?", args)
+            op.apply(plans)  # exactly what was shown: a collection matched since then is not touched
+            result = op.result(plans, applied=True)
     if not result["dropped"]:
         _stderr("Nothing to drop.")
     action = "would drop" if args.dry_run else "dropped"

@@ -91,23 +91,7 @@ class MilvusDropIndexOperator(MilvusBaseOperator):
         self.dry_run = dry_run
 
     def run(self, context) -> dict[str, Any]:
-        if self.field_name:
-            validate_name(self.field_name, "field name")
-        if self.index_name:
-            validate_name(self.index_name, "index name")
-        names = self.hook.match_collections(self.collection_name, missing_ok=bool(self.missing_collection_ok))
-        # Plan every collection before touching any, so bad input changes nothing.
-        plans = [self._plan(name) for name in names]
-        result: dict[str, Any] = {
-            "dropped": [t for p in plans for t in p["targets"]],
-            "collections": {
-                p["collection"]: {"was_loaded": p["was_loaded"], "released": p["release"] and not self.dry_run}
-                for p in plans
-            },
-            "dry_run": bool(self.dry_run),
-            "snapshot": {p["collection"]: p["snapshot"] for p in plans},
-            "pending_rebuild": [s for p in plans for s in p["pending"]],
-        }
+        plans = self.plan()
         if self.dry_run:
             for p in plans:
                 self.log.info(
@@ -116,10 +100,37 @@ class MilvusDropIndexOperator(MilvusBaseOperator):
                     "release, then " if p["release"] else "",
                     _describe(p["targets"]),
                 )
-            return result
+            return self.result(plans, applied=False)
+        self.apply(plans)
+        return self.result(plans, applied=True)
+
+    def plan(self) -> list[dict[str, Any]]:
+        """Read every matched collection and decide, changing nothing: one plan per collection.
+
+        Every collection is planned before any is touched, so bad input changes nothing."""
+        if self.field_name:
+            validate_name(self.field_name, "field name")
+        if self.index_name:
+            validate_name(self.index_name, "index name")
+        names = self.hook.match_collections(self.collection_name, missing_ok=bool(self.missing_collection_ok))
+        return [self._plan(name) for name in names]
+
+    def apply(self, plans: list[dict[str, Any]]) -> None:
+        """Carry out exactly these plans (the CLI applies the plans it showed)."""
         for plan in plans:
             self._apply(plan)
-        return result
+
+    def result(self, plans: list[dict[str, Any]], *, applied: bool) -> dict[str, Any]:
+        """The documented XCom result of ``plans``."""
+        return {
+            "dropped": [t for p in plans for t in p["targets"]],
+            "collections": {
+                p["collection"]: {"was_loaded": p["was_loaded"], "released": p["release"] and applied} for p in plans
+            },
+            "dry_run": not applied,
+            "snapshot": {p["collection"]: p["snapshot"] for p in plans},
+            "pending_rebuild": [s for p in plans for s in p["pending"]],
+        }
 
     def _plan(self, collection: str) -> dict[str, Any]:
         hook = self.hook
