@@ -55,7 +55,11 @@ if not HITL:
 
 
 def _specs(specs: list[dict]) -> str:
-    return ", ".join(f"`{s['index_name']}` on `{s['field_name']}` ({s['index_type']} {s.get('metric_type') or ''} {s.get('params') or ''})".replace(" )", ")") for s in specs) or "none"
+    def one(s: dict) -> str:
+        how = " ".join(str(x) for x in (s["index_type"], s.get("metric_type"), s.get("params")) if x)
+        return f"`{s['index_name']}` on `{s['field_name']}` ({how})"
+
+    return ", ".join(one(s) for s in specs) or "none"
 
 
 @dag(
