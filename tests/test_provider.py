@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.resources
 import json
 import os
@@ -16,6 +17,7 @@ from airflow_milvus.get_provider_info import get_provider_info
 MODULES = [
     "airflow_milvus",
     "airflow_milvus.get_provider_info",
+    "airflow_milvus.assets",
     "airflow_milvus.hooks.milvus",
     "airflow_milvus.operators.index",
     "airflow_milvus.operators.collection",
@@ -33,6 +35,10 @@ def test_provider_info_validates_against_airflow_schema():
     assert {"uri", "token", "db_name", "secure", "server_pem_path", "ca_pem_path", "client_pem_path",
             "client_key_path", "server_name", "timeout"} <= set(conn["conn-fields"])
     assert conn["conn-fields"]["token"]["schema"]["format"] == "password"
+    (assets,) = info["asset-uris"]
+    assert assets["schemes"] == ["milvus"]
+    module, _, name = assets["handler"].rpartition(".")
+    assert callable(getattr(importlib.import_module(module), name))
 
 
 def test_every_declared_module_and_class_imports():
