@@ -100,6 +100,8 @@ class AirflowDeployment:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.id = secrets.token_hex(6)
+        self._secret = secrets.token_hex(32)
+        self._log_ports = {"WORKER": free_port(), "TRIGGER": free_port()}
         self.extra_env = dict(env or {})
         self.procs: dict[str, subprocess.Popen] = {}
         self.killed: set[str] = set()  # components stopped on purpose (not a crash to report)
@@ -128,13 +130,12 @@ class AirflowDeployment:
                 "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                 # Every component must sign and check the same tokens.
-                "AIRFLOW__API_AUTH__JWT_SECRET": self.id * 4,
-                "AIRFLOW__API__SECRET_KEY": self.id * 4,
+                "AIRFLOW__API_AUTH__JWT_SECRET": self._secret,
+                "AIRFLOW__API__SECRET_KEY": self._secret,
                 "AIRFLOW__API__BASE_URL": self.url,
                 "AIRFLOW__API__WORKERS": "1",
                 # Free ports for the log servers: fixed defaults would collide across deployments.
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                **{f"AIRFLOW__LOGGING__{kind}_LOG_SERVER_PORT": str(port) for kind, port in self._log_ports.items()},
                 # Two shared cores: parse once, poll fast, reassign a dead triggerer's work soon.
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
