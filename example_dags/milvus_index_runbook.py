@@ -19,6 +19,7 @@ default (the run logs what it would do; turn it off to act). ``collection`` take
 
 from __future__ import annotations
 
+import inspect
 from datetime import timedelta
 
 import pendulum
@@ -30,13 +31,19 @@ from airflow_milvus.operators.status import MilvusIndexStatusOperator
 from airflow_milvus.specs import needs_release
 
 try:  # the standard provider's human-in-the-loop operators need Airflow >= 3.1
-    from airflow.providers.standard.operators.hitl import ApprovalOperator
+    from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
 except Exception:  # ImportError, or AirflowOptionalProviderFeatureException before 3.1
     ApprovalOperator = None
 
 CONN_ID = "milvus_default"
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 HITL = ApprovalOperator is not None
+# How long a human may take: response_timeout in newer standard providers; the ones of Airflow
+# 3.1 and 3.2 take execution_timeout (newer ones still accept it, with a deprecation warning).
+WAIT_ARG = (
+    "response_timeout" if HITL and "response_timeout" in inspect.signature(HITLOperator.__init__).parameters
+    else "execution_timeout"
+)  # fmt: skip
 
 PARAMS = {
     "collection": Param("demo_books", type="string", minLength=1, description="Collection name or glob, e.g. books_*"),
@@ -148,7 +155,7 @@ def milvus_index_runbook():
             subject="{{ params.action | capitalize }} indexes of {{ params.collection }}?",
             body="{{ ti.xcom_pull(task_ids='describe_plan') }}",
             defaults="Reject",  # what a timeout decides
-            response_timeout=timedelta(hours=24),
+            **{WAIT_ARG: timedelta(hours=24)},
         )
 
         @task.branch

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,8 @@ import pytest
 from tests.helpers import VECTOR_INDEX, index_summary, is_lite, load_state, make_collection, scalar_index
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+# Providers can add `airflow` sub-commands from Airflow 3.2 on; before, `python -m airflow_milvus` serves.
+PROVIDER_CLI = tuple(int(p) for p in version("apache-airflow-core").split(".")[:2]) >= (3, 2)
 
 
 def release_lite() -> None:
@@ -24,6 +28,8 @@ def release_lite() -> None:
 
 
 def airflow(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    if args[0] == "milvus" and not PROVIDER_CLI:
+        pytest.skip("`airflow milvus` needs Airflow 3.2 (provider CLI commands); python -m airflow_milvus is tested instead")
     release_lite()
     return subprocess.run(
         [AIRFLOW, *args],
@@ -154,3 +160,52 @@ def test_default_connection_falls_back_to_embedded_lite(airflow_home, collection
     out = airflow("milvus", "index", "list", "-c", collection_name, "-o", "json", env=env)
     assert out.returncode == 0, out.stderr
     assert [s["field_name"] for s in json.loads(out.stdout)] == ["vec"]
+
+
+def python_m(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m airflow_milvus ...``: the same commands where the provider CLI does not exist (Airflow 3.1)."""
+    return subprocess.run(
+        [sys.executable, "-m", "airflow_milvus", *args],
+        input="", capture_output=True, text=True, env=env or os.environ.copy(), timeout=300,
+    )  # fmt: skip
+
+
+def test_python_m_offers_the_provider_commands(milvus_conn, milvus_uri, collection_name):
+    make_collection(milvus_uri, collection_name, rows=20, indexes=(VECTOR_INDEX, scalar_index(milvus_uri)))
+    helped = python_m("index", "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert all(command in helped.stdout for command in ("list", "status", "drop", "create"))
+
+    listed = python_m("index", "list", "-c", collection_name, "--conn-id", milvus_conn, "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    specs = json.loads(listed.stdout)  # stdout holds only the JSON
+    assert {(s["field_name"], s["index_type"]) for s in specs} == {("vec", "HNSW"), ("year", scalar_index(milvus_uri)["index_type"])}
+    if PROVIDER_CLI:
+        assert specs == json.loads(airflow("milvus", "index", "list", "-c", collection_name, "--conn-id", milvus_conn, "-o", "json").stdout)
+
+    refused = python_m("index", "drop", "-c", collection_name, "--conn-id", milvus_conn)
+    assert refused.returncode == 1 and "-f FIELD or -i INDEX" in refused.stderr
+    assert len(index_summary(milvus_uri, collection_name)) == 2
+
+
+def test_python_m_lite_stop_stops_the_shared_server_and_keeps_the_data(lite_uri, collection_name, airflow_home):
+    from airflow_milvus.hooks.lite_server import server_info
+
+    from tests.helpers import row_count
+
+    make_collection(lite_uri, collection_name, rows=10)  # starts the shared server of lite_uri
+    port = server_info(lite_uri)["port"]
+
+    stopped = python_m("lite", "stop", lite_uri)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.strip() == f"Stopped the Milvus Lite server of {lite_uri}"
+    assert server_info(lite_uri) is None
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+    again = python_m("lite", "stop", lite_uri)
+    assert again.returncode == 0 and again.stdout.strip() == f"No Milvus Lite server was running for {lite_uri}"
+    assert row_count(lite_uri, collection_name) == 10  # the next client starts the server again
+
+    default = python_m("lite", "stop")  # without DB: the embedded default of the Airflow home
+    assert default.returncode == 0 and str(airflow_home / "milvus_lite.db") in default.stdout
