@@ -34,10 +34,10 @@ def milvus_downstream_on_reindex():
     def what_changed(triggering_asset_events=None) -> list[dict]:
         """Log and return what the reindex says it did: the index specs, row count, load state."""
         changes = []
-        for events in (triggering_asset_events or {}).values():
-            for event in events:
-                print(f"{event.asset.uri} changed by {event.source_dag_id}.{event.source_task_id}: {event.extra}")
-                changes.append(dict(event.extra))
+        # By asset: the same event is also listed under the alias it came through (milvus_collections).
+        for event in triggering_asset_events[BOOKS] if triggering_asset_events else []:
+            print(f"{event.asset.uri} changed by {event.source_dag_id}.{event.source_task_id}: {event.extra}")
+            changes.append(dict(event.extra))
         return changes
 
     @task

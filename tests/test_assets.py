@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 
 import pytest
 
@@ -72,8 +74,6 @@ def test_uri_of_a_collection_from_a_connection(monkeypatch, tmp_path, airflow_ho
         "plain": ({"conn_type": "milvus", "extra": {"uri": "http://10.0.0.5"}}, "milvus://10.0.0.5:19530/default/books"),
         "lite": ({"conn_type": "milvus", "extra": {"uri": str(tmp_path / "b.db")}}, f"milvus://lite{tmp_path}/b.db/books"),
     }  # fmt: skip
-    import json
-
     for conn_id, (conn, expected) in cases.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
         assert collection_asset_uri("books", conn_id) == expected
@@ -211,3 +211,35 @@ def test_reindex_example_queues_the_downstream_dag(milvus_uri, monkeypatch, coll
     dr, _ = run_dag("milvus_reindex", conf={"collection": collection_name, "rows": 200})
     assert [u for u, _ in asset_events(dr)] == [books]
     assert queued() == 1
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_a_real_scheduler_runs_the_downstream_dag_after_a_reindex(milvus_server, tmp_path, collection_name):
+    """api-server, scheduler, dag-processor, triggerer: the reindex's event starts the downstream DAG."""
+    from tests.airflow_deployment import AirflowDeployment
+
+    downstream = f"downstream_{collection_name}"
+    source = (REPO / "example_dags" / "milvus_downstream_on_reindex.py").read_text()
+    source = source.replace('"demo_books"', repr(collection_name)).replace('"milvus_downstream_on_reindex"', repr(downstream))
+    env = {"AIRFLOW_CONN_MILVUS_DEFAULT": conn_env_value(milvus_server.uri)}
+    with AirflowDeployment(tmp_path / "airflow", env=env, extra_dags={f"{downstream}.py": source}) as airflow:
+        assert airflow.api("GET", f"/api/v2/dags/{downstream}/dagRuns")["dag_runs"] == []
+        run = airflow.run_dag("milvus_reindex", {"collection": collection_name, "rows": 200})
+        assert run.state == "success", airflow.explain(run)
+
+        deadline = time.monotonic() + 180
+        while not (runs := airflow.api("GET", f"/api/v2/dags/{downstream}/dagRuns")["dag_runs"]):
+            assert time.monotonic() < deadline, "the downstream DAG was not started by the asset event"
+            time.sleep(2)
+        (started,) = runs
+        assert started["run_type"] == "asset_triggered"
+        done = airflow.wait_for_run(downstream, started["dag_run_id"])
+        assert done.state == "success", airflow.explain(done)
+        xcom = airflow.api("GET", f"/api/v2/dags/{downstream}/dagRuns/{started['dag_run_id']}/taskInstances/what_changed/xcomEntries/return_value")
+        value = xcom["value"]
+        (extra,) = json.loads(value) if isinstance(value, str) else value
+        assert extra["action"] == "indexes_built" and [s["index_type"] for s in extra["indexes"]] == ["HNSW"]
+        assert extra["loaded"] is True and extra["row_count"] >= 200
+        warm = airflow.api("GET", f"/api/v2/dags/{downstream}/dagRuns/{started['dag_run_id']}/taskInstances/warm_up/xcomEntries/return_value")
+        assert int(warm["value"]) == 200
