@@ -24,9 +24,12 @@ COMBINATIONS=(
 )
 
 mkdir -p "$LOGS" .venvs
-selected=("$@")
-rows=()
-failed=0
+matrix_start=$SECONDS
+selected=()
+for combination in "${COMBINATIONS[@]}"; do
+  read -r name _ <<<"$combination"
+  if [ $# -eq 0 ] || [[ " $* " =~ " $name " ]]; then selected+=("$combination"); fi
+done
 
 installed() {  # the version pip reports for a package in a virtualenv
   "$1/bin/python" -m pip show "$2" 2>/dev/null | sed -n 's/^Version: //p'
@@ -34,6 +37,22 @@ installed() {  # the version pip reports for a package in a virtualenv
 
 summary_line() {  # pytest's closing line, e.g. "240 passed, 3 skipped in 95.2s"
   grep -E '^=*.* (passed|failed|error)' "$1" | tail -1 | sed -E 's/=//g; s/^ +| +$//g'
+}
+
+install() {  # name airflow pymilvus lite tenacity: a virtualenv with exactly these versions
+  local name=$1 airflow=$2 pymilvus=$3 lite=$4 tenacity=$5 venv=.venvs/$1 start=$SECONDS constraints=()
+  [ -f "ci/constraints-airflow-$airflow.txt" ] && constraints=(-c "ci/constraints-airflow-$airflow.txt")
+  {
+    { [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"; } &&
+    "$venv/bin/python" -m pip install -q --upgrade pip &&
+    "$venv/bin/python" -m pip install -q "${constraints[@]}" -r ci/fast-tier.txt "apache-airflow==$airflow" \
+      "pymilvus[bulk_writer]==$pymilvus" "milvus-lite==$lite" "tenacity==$tenacity" &&
+    # The editable build writes airflow_milvus.egg-info into the work tree: one at a time.
+    flock .venvs/.editable.lock "$venv/bin/python" -m pip install -q --no-deps -e '.[lite,bulk]' &&
+    "$venv/bin/python" -m pip check  # the versions above satisfy what pyproject.toml declares
+  } >"$LOGS/$name-install.log" 2>&1
+  local rc=$?
+  echo "$rc $((SECONDS - start))" >"$LOGS/$name-install.status"
 }
 
 cli_json() {  # the CLI's --output json must print only JSON, on every Airflow version
@@ -49,28 +68,27 @@ cli_json() {  # the CLI's --output json must print only JSON, on every Airflow v
   "$venv/bin/python" -m airflow_milvus lite stop "$home/milvus_lite.db" >/dev/null
 }
 
-for combination in "${COMBINATIONS[@]}"; do
-  read -r name airflow pymilvus lite tenacity <<<"$combination"
-  if [ ${#selected[@]} -gt 0 ] && [[ ! " ${selected[*]} " =~ " $name " ]]; then continue; fi
-  venv=.venvs/$name
-  start=$SECONDS
-  echo "== $name: Airflow $airflow, pymilvus $pymilvus, milvus-lite $lite, tenacity $tenacity (logs: $LOGS/$name-*.log)"
+# Installs mostly wait on downloads: all at once, while the tests below take the CPUs in turn.
+echo "Installing ${#selected[@]} virtualenvs in .venvs/ (logs: $LOGS/<name>-install.log) ..."
+for combination in "${selected[@]}"; do
+  install $combination &
+done
+wait
 
-  constraints=()
-  [ -f "ci/constraints-airflow-$airflow.txt" ] && constraints=(-c "ci/constraints-airflow-$airflow.txt")
-  [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
-  if ! {
-    "$venv/bin/python" -m pip install -q --upgrade pip &&
-    "$venv/bin/python" -m pip install -q "${constraints[@]}" -e '.[lite,bulk]' -r ci/fast-tier.txt \
-      "apache-airflow==$airflow" "pymilvus==$pymilvus" "pymilvus[bulk_writer]==$pymilvus" \
-      "milvus-lite==$lite" "tenacity==$tenacity" &&
-    "$venv/bin/python" -m pip check
-  } >"$LOGS/$name-install.log" 2>&1; then
+rows=()
+failed=0
+for combination in "${selected[@]}"; do
+  read -r name airflow pymilvus lite tenacity <<<"$combination"
+  venv=.venvs/$name
+  read -r install_rc install_time <"$LOGS/$name-install.status"
+  echo "== $name: Airflow $airflow, pymilvus $pymilvus, milvus-lite $lite, tenacity $tenacity (logs: $LOGS/$name-*.log)"
+  if [ "$install_rc" != 0 ]; then
     tail -5 "$LOGS/$name-install.log"
-    rows+=("$name|install failed|||||||$((SECONDS - start))s")
+    rows+=("$name|install failed|||||||${install_time}s|")
     failed=1
     continue
   fi
+  start=$SECONDS
 
   "$venv/bin/python" -m pytest -m "$FAST_TIER" -n 2 -q -p no:cacheprovider >"$LOGS/$name-tests.log" 2>&1
   tests_rc=$?
@@ -92,14 +110,16 @@ for combination in "${COMBINATIONS[@]}"; do
   "$venv/bin/python" -m airflow_milvus lite stop "$home/milvus_lite.db" >/dev/null 2>&1
   rm -rf "$home"
 
-  rows+=("$name|$(installed "$venv" apache-airflow-core)|$(installed "$venv" pymilvus)|$(installed "$venv" milvus-lite)|$(installed "$venv" tenacity)|$tests|$demo|$cli|$((SECONDS - start))s")
+  rows+=("$name|$(installed "$venv" apache-airflow-core)|$(installed "$venv" pymilvus)|$(installed "$venv" milvus-lite)|$(installed "$venv" tenacity)|$tests|$demo|$cli|${install_time}s|$((SECONDS - start))s")
   echo "   ${rows[-1]}"
 done
 
 echo
-echo "Version matrix (fast tier: -m \"$FAST_TIER\"; demo: airflow dags test milvus_reindex on Milvus Lite; CLI: --output json)"
+echo "Version matrix (fast tier: -m \"$FAST_TIER\"; demo: airflow dags test milvus_reindex on Milvus Lite;"
+echo "CLI: --output json of python -m airflow_milvus, and of airflow milvus from Airflow 3.2)"
 {
-  echo "combination|airflow|pymilvus|milvus-lite|tenacity|fast tier|demo|CLI json|wall time"
+  echo "combination|airflow|pymilvus|milvus-lite|tenacity|fast tier|demo|CLI json|install|tests+demo"
   printf '%s\n' "${rows[@]}"
 } | column -t -s '|'
+echo "matrix wall time: $((SECONDS - matrix_start))s (installs in parallel, then each combination in turn)"
 exit $failed
