@@ -243,3 +243,22 @@ def test_a_real_scheduler_runs_the_downstream_dag_after_a_reindex(milvus_server,
         assert extra["loaded"] is True and extra["row_count"] >= 200
         warm = airflow.api("GET", f"/api/v2/dags/{downstream}/dagRuns/{started['dag_run_id']}/taskInstances/warm_up/xcomEntries/return_value")
         assert int(warm["value"]) == 200
+
+
+def test_an_unnameable_connection_logs_instead_of_failing_a_finished_change(monkeypatch, capfd):
+    """A unix-socket connection has no asset URI: the change is done, so the task must not fail."""
+    from airflow.sdk import AssetAlias
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from airflow_milvus.operators.collection import MilvusLoadCollectionOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_SOCK", conn_env_value("unix:/tmp/milvus.sock"))
+    monkeypatch.setenv("AIRFLOW_CONN_SRV", json.dumps({"conn_type": "milvus", "host": "Milvus.Internal"}))
+    for conn_id, expected in (("sock", []), ("srv", ["milvus://milvus.internal:19530/default/books"])):
+        events = OutletEventAccessors()
+        op = MilvusLoadCollectionOperator(task_id="load", milvus_conn_id=conn_id, collection_name="books")
+        op.announce({"books": {"action": "loaded"}}, {"outlet_events": events})
+        alias_events = events[AssetAlias(name="milvus_collections")].asset_alias_events
+        assert [e.dest_asset_key.uri for e in alias_events] == expected
+    out, err = capfd.readouterr()
+    assert "No asset event for books: Cannot name a Milvus asset for connection URI 'unix:/tmp/milvus.sock'" in out + err

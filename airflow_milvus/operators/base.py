@@ -123,7 +123,11 @@ class MilvusAssetEventsMixin:
         config = self.hook.client_config
         extra_keys = dict(self.asset_extra or {})
         for collection, extra in changes.items():
-            uri = assets.uri_for(config["uri"], collection, config.get("db_name"))
+            try:
+                uri = assets.uri_for(config["uri"], collection, config.get("db_name"))
+            except MilvusInputError as exc:  # the change is done: do not fail the task for its announcement
+                self.log.warning("No asset event for %s: %s", collection, exc)
+                continue
             events[AssetAlias(name=assets.ASSET_ALIAS)].add(Asset(name=uri, uri=uri), extra={**extra, **extra_keys})
             self.log.info("Asset event for %s: %s", uri, extra)
 
