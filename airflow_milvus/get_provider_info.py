@@ -33,11 +33,13 @@ def get_provider_info() -> dict:
                     "airflow_milvus.operators.ingest",
                     "airflow_milvus.operators.alias",
                     "airflow_milvus.operators.status",
+                    "airflow_milvus.operators.bulk_import",
+                    "airflow_milvus.operators.quality",
                 ],
             }
         ],
         "sensors": [{"integration-name": "Milvus", "python-modules": ["airflow_milvus.sensors.index"]}],
-        "triggers": [{"integration-name": "Milvus", "python-modules": ["airflow_milvus.triggers.index"]}],
+        "triggers": [{"integration-name": "Milvus", "python-modules": ["airflow_milvus.triggers.index", "airflow_milvus.triggers.bulk_import"]}],
         "cli": ["airflow_milvus.cli.definition.get_milvus_cli_commands"],
         # milvus://host:port/db_name/collection (or milvus://lite/<path>.db/collection), normalized on use.
         "asset-uris": [{"schemes": ["milvus"], "handler": "airflow_milvus.assets.sanitize_uri"}],

@@ -23,6 +23,15 @@ MODULES = [
     "airflow_milvus.operators.collection",
     "airflow_milvus.sensors.index",
     "airflow_milvus.triggers.index",
+    "airflow_milvus.waiting",
+    "airflow_milvus.hooks.connection",
+    "airflow_milvus.hooks.lite_server",
+    "airflow_milvus.import_files",
+    "airflow_milvus.import_jobs",
+    "airflow_milvus.recall",
+    "airflow_milvus.operators.bulk_import",
+    "airflow_milvus.operators.quality",
+    "airflow_milvus.triggers.bulk_import",
 ]
 
 
