@@ -2,77 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
 from airflow_milvus.import_jobs import check_jobs, describe_progress
+from airflow_milvus.triggers.base import MilvusPollingTrigger
 
 
-class MilvusImportJobTrigger(BaseTrigger):
+class MilvusImportJobTrigger(MilvusPollingTrigger):
     """Poll import jobs until all are Completed, one fails, or time runs out.
 
-    Every poll logs each job's state, percentage and rows so far. pymilvus is synchronous,
-    so each poll runs in a worker thread and the triggerer's event loop is never blocked.
+    Every poll logs each job's state, percentage and rows so far. The other arguments are
+    :class:`~airflow_milvus.triggers.base.MilvusPollingTrigger`'s.
 
     :param job_ids: the Milvus import job ids.
-    :param milvus_conn_id: Airflow connection of type ``milvus``.
-    :param poll_interval: seconds between polls.
-    :param timeout: seconds before a ``timeout`` event; None waits forever.
-    :param started_at: epoch seconds the wait began (kept across triggerer restarts).
-    :param payload: JSON-safe data echoed back in every event for the resumed task.
     """
 
-    def __init__(
-        self,
-        *,
-        job_ids: list[int],
-        milvus_conn_id: str = "milvus_default",
-        poll_interval: float = 5.0,
-        timeout: float | None = None,
-        started_at: float | None = None,
-        payload: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__()
+    def __init__(self, *, job_ids: list[int], poll_interval: float = 5.0, **kwargs) -> None:
+        super().__init__(poll_interval=poll_interval, **kwargs)
         self.job_ids = [int(j) for j in job_ids]
-        self.milvus_conn_id = milvus_conn_id
-        self.poll_interval = float(poll_interval)
-        self.timeout = None if timeout is None else float(timeout)
-        self.started_at = started_at if started_at is not None else time.time()
-        self.payload = payload or {}
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "job_ids": self.job_ids,
-                "milvus_conn_id": self.milvus_conn_id,
-                "poll_interval": self.poll_interval,
-                "timeout": self.timeout,
-                "started_at": self.started_at,
-                "payload": self.payload,
-            },
-        )
+    def what_to_poll(self) -> dict[str, Any]:
+        return {"job_ids": self.job_ids}
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_milvus.hooks.milvus import MilvusHook
+    def poll(self, hook) -> dict[str, Any]:
+        return check_jobs(hook, self.job_ids)
 
-        hook = MilvusHook(milvus_conn_id=self.milvus_conn_id)
-        try:
-            while True:
-                event = await asyncio.to_thread(check_jobs, hook, self.job_ids)
-                event["payload"] = self.payload
-                self.log.info("Import progress: %s", describe_progress(event["statuses"]))
-                if event["status"] != "pending":
-                    yield TriggerEvent(event)
-                    return
-                if self.timeout is not None and time.time() - self.started_at >= self.timeout:
-                    event.update(status="timeout", message=f"Import jobs not finished after {self.timeout:.0f}s")
-                    yield TriggerEvent(event)
-                    return
-                await asyncio.sleep(self.poll_interval)
-        finally:
-            await asyncio.to_thread(hook.close)
+    def progress(self, event: dict[str, Any]) -> str:
+        return f"Import progress: {describe_progress(event['statuses'])}"
+
+    def timeout_message(self, event: dict[str, Any]) -> str:
+        return f"Import jobs not finished after {self.timeout:.0f}s"

@@ -2,82 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
 from airflow_milvus import waiting
+from airflow_milvus.triggers.base import MilvusPollingTrigger
 
 
-class MilvusIndexBuiltTrigger(BaseTrigger):
+class MilvusIndexBuiltTrigger(MilvusPollingTrigger):
     """Poll index build status until every target is built, one fails, or time runs out.
 
-    pymilvus is synchronous, so each poll runs in a worker thread and the triggerer's
-    event loop is never blocked.
+    Each poll is :func:`airflow_milvus.waiting.check_builds`, the same one the operators and the
+    sensor run on a worker. The other arguments are
+    :class:`~airflow_milvus.triggers.base.MilvusPollingTrigger`'s.
 
     :param targets: ``[{"collection_name": ..., "index_name": ...}, ...]``
-    :param milvus_conn_id: Airflow connection of type ``milvus``.
-    :param poll_interval: seconds between polls.
-    :param timeout: seconds before a ``timeout`` event; None waits forever.
-    :param started_at: epoch seconds the wait began (kept across triggerer restarts).
-    :param payload: JSON-safe data echoed back in every event, so the resumed task gets its
-        state back without relying on ``next_kwargs``.
     """
 
-    def __init__(
-        self,
-        *,
-        targets: list[dict[str, Any]],
-        milvus_conn_id: str = "milvus_default",
-        poll_interval: float = 10.0,
-        timeout: float | None = None,
-        started_at: float | None = None,
-        payload: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__()
+    def __init__(self, *, targets: list[dict[str, Any]], **kwargs) -> None:
+        super().__init__(**kwargs)
         self.targets = [dict(t) for t in targets]
-        self.milvus_conn_id = milvus_conn_id
-        self.poll_interval = float(poll_interval)
-        self.timeout = None if timeout is None else float(timeout)
-        self.started_at = started_at if started_at is not None else time.time()
-        self.payload = payload or {}
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "targets": self.targets,
-                "milvus_conn_id": self.milvus_conn_id,
-                "poll_interval": self.poll_interval,
-                "timeout": self.timeout,
-                "started_at": self.started_at,
-                "payload": self.payload,
-            },
-        )
+    def what_to_poll(self) -> dict[str, Any]:
+        return {"targets": self.targets}
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_milvus.hooks.milvus import MilvusHook
+    def poll(self, hook) -> dict[str, Any]:
+        return waiting.check_builds(hook, self.targets)
 
-        hook = MilvusHook(milvus_conn_id=self.milvus_conn_id)
-        try:
-            while True:
-                event = await asyncio.to_thread(waiting.check_builds, hook, self.targets)
-                event["payload"] = self.payload
-                if event["status"] != "pending":
-                    yield TriggerEvent(event)
-                    return
-                if self.timeout is not None and time.time() - self.started_at >= self.timeout:
-                    event.update(
-                        status="timeout",
-                        message=f"Index builds not finished after {self.timeout:.0f}s: {event['statuses']}",
-                    )
-                    yield TriggerEvent(event)
-                    return
-                self.log.info("Waiting for index builds: %s", event["statuses"])
-                await asyncio.sleep(self.poll_interval)
-        finally:
-            await asyncio.to_thread(hook.close)
+    def progress(self, event: dict[str, Any]) -> str:
+        return f"Index builds ({event['message']}): {event['statuses']}"
 
+    def timeout_message(self, event: dict[str, Any]) -> str:
+        return f"Index builds not finished after {self.timeout:.0f}s: {event['statuses']}"
