@@ -141,7 +141,9 @@ def milvus_client(uri: str, **kwargs):
         from airflow_milvus.hooks.lite_server import ensure_server
 
         uri = ensure_server(uri)
-    client = MilvusClient(uri, **kwargs)
+    # Dedicated: a pooled channel idles between tests, and milvus-lite's server answers pymilvus's
+    # 10 s keepalive pings on an idle channel with GOAWAY "Too many pings".
+    client = MilvusClient(uri, dedicated=True, **kwargs)
     try:
         yield client
     finally:
