@@ -73,8 +73,8 @@ def is_glob(name: str) -> bool:
     return any(c in GLOB_CHARS for c in name)
 
 
-def parse_params(params: Any, what: str = "params") -> dict[str, Any]:
-    """Index build params from a dict or a JSON object string."""
+def parse_params(params: Any, what: str = "params", example: str = '{"M": 16, "efConstruction": 200}') -> dict[str, Any]:
+    """Params (index build params by default) from a dict or a JSON object string."""
     if params is None or params == "":
         return {}
     if isinstance(params, str):
@@ -83,7 +83,7 @@ def parse_params(params: Any, what: str = "params") -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             raise MilvusInputError(
                 f"{what} {params!r} is not valid JSON ({exc.msg} at char {exc.pos}); "
-                'write it as a JSON object, e.g. {"M": 16, "efConstruction": 200}.'
+                f"write it as a JSON object, e.g. {example}."
             ) from None
     if not isinstance(params, Mapping):
         raise MilvusInputError(

@@ -15,7 +15,7 @@ except ImportError:  # Airflow 3.1
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusBaseOperator
 from airflow_milvus.recall import METRICS, check_metric, latency_summary, summarize_recalls
-from airflow_milvus.specs import validate_name
+from airflow_milvus.specs import parse_params, validate_name
 
 DEFAULT_MAX_ROWS = 1_000_000
 MAX_TOP_K = 16384  # Milvus's limit on a search's topk
@@ -345,19 +345,7 @@ def _as_int(value: Any, what: str, low: int, high: int | None = None) -> int:
 
 
 def _parse_search_params(value: Any) -> dict[str, Any]:
-    if value in (None, ""):
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise MilvusInputError(
-                f"search_params {value!r} is not valid JSON ({exc.msg}); write it as a JSON object, "
-                'e.g. {"params": {"nprobe": 16}}.'
-            ) from None
-    if not isinstance(value, Mapping):
-        raise MilvusInputError(f"search_params must be a dict such as {{'params': {{'nprobe': 16}}}}, got {value!r}.")
-    return dict(value)
+    return parse_params(value, "search_params", example='{"params": {"nprobe": 16}}')
 
 
 def _json_safe(pk: Any) -> Any:
