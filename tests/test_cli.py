@@ -19,18 +19,9 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 PROVIDER_CLI = tuple(int(p) for p in version("apache-airflow-core").split(".")[:2]) >= (3, 2)
 
 
-def release_lite() -> None:
-    """Let the CLI process open the Lite files: this process keeps a Lite server per file
-    until exit, even after its clients are closed."""
-    from milvus_lite.server_manager import server_manager_instance
-
-    server_manager_instance.release_all()
-
-
 def airflow(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     if args[0] == "milvus" and not PROVIDER_CLI:
         pytest.skip("`airflow milvus` needs Airflow 3.2 (provider CLI commands); python -m airflow_milvus is tested instead")
-    release_lite()
     return subprocess.run(
         [AIRFLOW, *args],
         input=stdin if stdin is not None else "",
