@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from airflow_milvus.errors import MilvusIndexBuildError
-from airflow_milvus.specs import build_outcome
+from airflow_milvus.milvus_rules import build_outcome
 
 log = logging.getLogger(__name__)
 

@@ -78,7 +78,7 @@ def run_case(uri: str, path: str, drop: bool, *, rows: int, dim: int, files: lis
     from airflow_milvus.operators.bulk_import import MilvusBulkImportOperator
     from airflow_milvus.operators.index import MilvusCreateIndexOperator, MilvusDropIndexOperator
     from airflow_milvus.operators.ingest import MilvusIngestOperator
-    from airflow_milvus.specs import build_outcome
+    from airflow_milvus.milvus_rules import build_outcome
     from benchmarks.reindex import Prober
 
     prober = Prober(uri, NAME, dim, server_pid)

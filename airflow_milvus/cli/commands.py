@@ -15,7 +15,7 @@ from typing import Any
 from airflow.utils.cli import suppress_logs_and_warning
 
 from airflow_milvus.errors import MilvusProviderError
-from airflow_milvus.specs import parse_params
+from airflow_milvus.validation import parse_params
 
 
 # The operators name their own arguments in errors; at a shell the flags are what to change.

@@ -23,14 +23,10 @@ from airflow_milvus.errors import (
 )
 from airflow_milvus.hooks import connection
 from airflow_milvus.hooks.connection import DEFAULT_PORT, DEFAULT_TIMEOUT, build_client_config, default_lite_path  # noqa: F401  (public names)
+from airflow_milvus.index_specs import is_vector_field, spec_from_description
+from airflow_milvus.milvus_rules import is_lite_version
 from airflow_milvus.retry import RetryPolicy, call_with_retry, error_message, is_auth_failure
-from airflow_milvus.specs import (
-    is_glob,
-    is_lite_version,
-    is_vector_field,
-    spec_from_description,
-    validate_name,
-)
+from airflow_milvus.validation import is_glob, validate_name
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient

@@ -12,7 +12,7 @@ from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusBaseOperator
 from airflow_milvus.operators.ingest import RowChecker
 from airflow_milvus.retry import error_message
-from airflow_milvus.specs import validate_name
+from airflow_milvus.validation import validate_name
 
 
 class MilvusBulkImportOperator(MilvusBaseOperator):

@@ -13,19 +13,19 @@ from airflow_milvus import snapshots, waiting
 from airflow_milvus.compat import conf
 from airflow_milvus.errors import MilvusIndexBuildError, MilvusInputError, MilvusProviderError
 from airflow_milvus.hooks.milvus import MilvusHook
-from airflow_milvus.operators.base import MilvusAssetEventsMixin, MilvusBaseOperator
-from airflow_milvus.operators.collection import ensure_loaded
-from airflow_milvus.retry import error_message
-from airflow_milvus.specs import (
+from airflow_milvus.index_specs import (
     SPEC_KEYS,
     is_vector_field,
     is_vector_spec,
-    needs_release,
     normalize_spec,
     same_index,
     specs_from_input,
-    validate_name,
 )
+from airflow_milvus.milvus_rules import needs_release
+from airflow_milvus.operators.base import MilvusAssetEventsMixin, MilvusBaseOperator
+from airflow_milvus.operators.collection import ensure_loaded
+from airflow_milvus.retry import error_message
+from airflow_milvus.validation import validate_name
 
 
 def _describe(specs: list[dict[str, Any]]) -> str:

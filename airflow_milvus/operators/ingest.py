@@ -3,103 +3,19 @@
 from __future__ import annotations
 
 import itertools
-import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusBaseOperator
 from airflow_milvus.retry import error_message
-from airflow_milvus.specs import validate_name
+from airflow_milvus.row_checks import RowChecker
+from airflow_milvus.validation import validate_name
 
 MODES = ("insert", "upsert")
 # common.ai's LlamaIndexEmbeddingOperator returns {"chunks": [{"text", "metadata", "vector"}, ...]}:
 # each chunk key goes to the field named here; None leaves it out, "*" spreads a dict into fields.
 CHUNK_FIELDS = {"text": "text", "vector": "vector", "metadata": "metadata"}
-_INT_TYPES = {"INT8", "INT16", "INT32", "INT64"}
-_FLOAT_TYPES = {"FLOAT", "DOUBLE"}
-_DENSE_VECTORS = {"FLOAT_VECTOR", "FLOAT16_VECTOR", "BFLOAT16_VECTOR", "INT8_VECTOR"}
-
-
-class RowChecker:
-    """Check rows against a collection schema before they are sent.
-
-    Milvus rejects a bad batch without saying which row is bad; this names the row. Checks
-    are cheap (presence, scalar types, string length, vector length and first element) so
-    they do not slow a reload of millions of rows.
-    """
-
-    def __init__(self, description: Mapping[str, Any], mode: str) -> None:
-        self.dynamic = bool(description.get("enable_dynamic_field"))
-        auto_id = bool(description.get("auto_id"))
-        self.fields: dict[str, tuple[str, dict[str, Any]]] = {}
-        self.required: list[str] = []
-        for f in description["fields"]:
-            kind = getattr(f["type"], "name", str(f["type"])).upper()
-            self.fields[f["name"]] = (kind, dict(f.get("params") or {}))
-            generated = f.get("is_primary") and (f.get("auto_id") or auto_id) and mode == "insert"
-            optional = f.get("nullable") or f.get("default_value") is not None or f.get("is_function_output")
-            if not generated and not optional:
-                self.required.append(f["name"])
-        self.auto_pk = next(
-            (f["name"] for f in description["fields"] if f.get("is_primary") and (f.get("auto_id") or auto_id)),
-            None,
-        )
-        self.mode = mode
-
-    def problem(self, row: Any) -> str | None:
-        """What is wrong with ``row``, or None."""
-        if not isinstance(row, Mapping):
-            return f"is a {type(row).__name__}, not a dict of field values"
-        missing = [name for name in self.required if name not in row]
-        if missing:
-            return f"lacks field(s) {', '.join(missing)}"
-        if self.mode == "insert" and self.auto_pk in row:
-            return f"sets {self.auto_pk!r}, which Milvus generates (auto_id); leave it out"
-        for name, value in row.items():
-            if name not in self.fields:
-                if not self.dynamic:
-                    return f"has field {name!r}, which the collection does not have (fields: {', '.join(self.fields)})"
-                continue
-            kind, params = self.fields[name]
-            if value is None:
-                continue  # nullable fields; Milvus judges the rest
-            wrong = _type_problem(kind, params, value)
-            if wrong:
-                return f"field {name!r}: {wrong}"
-        return None
-
-
-def _type_problem(kind: str, params: dict[str, Any], value: Any) -> str | None:
-    if kind in _INT_TYPES:
-        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-        return None if ok else f"expected an integer ({kind}), got {type(value).__name__} {value!r:.40}"
-    if kind in _FLOAT_TYPES:
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        return None if ok else f"expected a number ({kind}), got {type(value).__name__} {value!r:.40}"
-    if kind == "BOOL":
-        return None if isinstance(value, bool) else f"expected a bool, got {type(value).__name__} {value!r:.40}"
-    if kind in ("VARCHAR", "STRING"):
-        if not isinstance(value, str):
-            return f"expected a string, got {type(value).__name__} {value!r:.40}"
-        limit = params.get("max_length")
-        if limit and len(value) > int(limit):
-            return f"string of {len(value)} characters exceeds max_length {limit}"
-        return None
-    if kind in _DENSE_VECTORS:
-        if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__"):
-            return f"expected a vector (list of numbers), got {type(value).__name__}"
-        dim = params.get("dim")
-        if dim and len(value) != int(dim):
-            return f"vector has dimension {len(value)}, the collection expects {dim}"
-        if len(value) and not isinstance(value[0], numbers.Real):
-            return f"vector holds {type(value[0]).__name__} values, expected numbers"
-        return None
-    if kind == "BINARY_VECTOR" and isinstance(value, (bytes, bytearray)):
-        dim = params.get("dim")
-        if dim and len(value) * 8 != int(dim):
-            return f"binary vector has {len(value) * 8} bits, the collection expects {dim}"
-    return None
 
 
 def chunks_to_rows(data: Mapping[str, Any], mapping: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:

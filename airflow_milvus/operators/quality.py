@@ -15,7 +15,7 @@ except ImportError:  # Airflow 3.1
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusBaseOperator
 from airflow_milvus.recall import METRICS, check_metric, latency_summary, summarize_recalls
-from airflow_milvus.specs import parse_params, validate_name
+from airflow_milvus.validation import parse_params, validate_name
 
 DEFAULT_MAX_ROWS = 1_000_000
 MAX_TOP_K = 16384  # Milvus's limit on a search's topk

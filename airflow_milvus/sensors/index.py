@@ -13,7 +13,7 @@ from airflow_milvus import waiting
 from airflow_milvus.compat import conf
 from airflow_milvus.errors import MilvusIndexBuildError, MilvusInputError
 from airflow_milvus.hooks.milvus import MilvusHook
-from airflow_milvus.specs import validate_name
+from airflow_milvus.validation import validate_name
 
 
 class MilvusIndexBuiltSensor(BaseSensorOperator):

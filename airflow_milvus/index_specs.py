@@ -1,17 +1,17 @@
-"""Index specs: plain JSON-safe dicts that describe an index well enough to rebuild it.
+"""The index spec model: plain JSON-safe dicts that describe an index well enough to rebuild it.
 
-Pure functions only (no Milvus calls), so operators, the CLI and tests share one
-definition of what a valid spec, name or parameter set is.
+Pure functions only (no Milvus calls): reading a spec from ``describe_index``, checking one
+from a user or an XCom, and comparing an existing index with a wanted one.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from airflow_milvus.errors import MilvusInputError
+from airflow_milvus.validation import parse_params, validate_name
 
 SPEC_KEYS = ("collection_name", "field_name", "index_name", "index_type", "metric_type", "params")
 # Keys of describe_index that are build status or identity, not build parameters.
@@ -40,57 +40,6 @@ VECTOR_INDEX_TYPES = frozenset(
 SCALAR_INDEX_TYPES = frozenset(
     {"INVERTED", "STL_SORT", "Trie", "TRIE", "BITMAP", "NGRAM", "RTREE", "AUTOINDEX"}
 )
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f", ""}
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MAX_NAME_LENGTH = 255
-GLOB_CHARS = frozenset("*?[")
-
-
-def validate_name(value: Any, what: str) -> str:
-    """Return ``value`` if it is a valid Milvus collection/field/index name, else raise."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise MilvusInputError(f"{what} is empty: give the name of an existing {what.split()[0]}.")
-    if not isinstance(value, str):
-        raise MilvusInputError(
-            f"{what} must be a string, got {type(value).__name__} {value!r}; "
-            "check the template or XCom that provides it."
-        )
-    if len(value) > MAX_NAME_LENGTH:
-        raise MilvusInputError(
-            f"{what} {value[:40]!r}… is {len(value)} characters long; Milvus allows at most "
-            f"{MAX_NAME_LENGTH}."
-        )
-    if not _NAME_RE.match(value):
-        raise MilvusInputError(
-            f"{what} {value!r} is not a valid Milvus name: use letters, digits and underscores, "
-            "starting with a letter or underscore."
-        )
-    return value
-
-
-def is_glob(name: str) -> bool:
-    return any(c in GLOB_CHARS for c in name)
-
-
-def parse_params(params: Any, what: str = "params", example: str = '{"M": 16, "efConstruction": 200}') -> dict[str, Any]:
-    """Params (index build params by default) from a dict or a JSON object string."""
-    if params is None or params == "":
-        return {}
-    if isinstance(params, str):
-        try:
-            params = json.loads(params)
-        except json.JSONDecodeError as exc:
-            raise MilvusInputError(
-                f"{what} {params!r} is not valid JSON ({exc.msg} at char {exc.pos}); "
-                f"write it as a JSON object, e.g. {example}."
-            ) from None
-    if not isinstance(params, Mapping):
-        raise MilvusInputError(
-            f"{what} must be a dict or a JSON object, got {type(params).__name__} {params!r}."
-        )
-    return {str(k): v for k, v in params.items()}
-
 
 def _coerce(value: Any) -> Any:
     """describe_index returns every parameter as a string; restore numbers and booleans."""
@@ -217,68 +166,3 @@ def same_index(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     if not have:
         return True
     return all(_coerce(have.get(k)) == _coerce(v) for k, v in want.items())
-
-
-def parse_version(version: str) -> tuple[int, ...]:
-    """'v2.3.5-lite' -> (2, 3, 5); 'milvus_lite-3.2.2' -> (0,), unknown."""
-    match = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", version or "")
-    if not match:
-        return (0,)
-    return tuple(int(p) for p in match.groups() if p is not None)
-
-
-def is_lite_version(version: str) -> bool:
-    return (version or "").startswith("milvus_lite")
-
-
-def needs_release(specs: Iterable[Mapping[str, Any]], load_state: str, server_version: str) -> bool:
-    """Whether the collection must be released before ``specs`` can be dropped.
-
-    Milvus before 2.6 (and Milvus Lite) refuses any index drop on a loaded collection.
-    Milvus 2.6 relaxed this for scalar indexes; vector indexes still need a release.
-    """
-    if load_state not in ("Loaded", "Loading"):
-        return False
-    specs = list(specs)
-    if not specs:
-        return False
-    if is_lite_version(server_version) or parse_version(server_version) < (2, 6):
-        return True
-    return any(is_vector_spec(s) for s in specs)
-
-
-def build_outcome(status: Mapping[str, Any]) -> str:
-    """'done', 'failed', 'missing' or 'pending' for an ``index_build_status`` dict.
-
-    A build is done only when Milvus says Finished *and* no rows are pending.
-    """
-    state = status.get("state")
-    if state == "NotExist":
-        return "missing"
-    if state == "Failed":
-        return "failed"
-    if state == "Finished" and int(status.get("pending_index_rows") or 0) == 0:
-        return "done"
-    return "pending"
-
-
-def as_bool(value: Any, what: str) -> bool:
-    """A real bool from a bool or a string (templates and the UI render booleans as text)."""
-    if isinstance(value, bool) or value is None:
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise MilvusInputError(f"{what} = {value!r} is not a boolean; use true or false.")
-
-
-def as_seconds(value: Any, what: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise MilvusInputError(f"{what} = {value!r} is not a number of seconds.") from None
-    if number <= 0:
-        raise MilvusInputError(f"{what} = {value!r} must be greater than 0 seconds.")
-    return number
