@@ -265,8 +265,12 @@ def test_importing_the_operator_stays_light():
     code = ("import sys; " + "; ".join(f"import {m}" for m in modules) + "; heavy = ('pymilvus', 'grpc', 'pyarrow', 'numpy', 'milvus_lite'); "
             "print([m for m in heavy if m in sys.modules])")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
-    code = "import sys, airflow_milvus.operators.bulk_import; print('airflow.triggers.base' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    # The trigger machinery loads only when a task defers. Airflow 3.1's SDK imports it itself,
+    # so compare with what importing the SDK alone loads.
+    code = ("import sys, airflow.sdk; before = 'airflow.triggers.base' in sys.modules; "
+            "import airflow_milvus.operators.bulk_import; print(before, 'airflow.triggers.base' in sys.modules)")
+    before, after = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert after == before
 
 
 def test_bad_numbers_are_refused(milvus_conn, milvus_uri, collection_name, tmp_path):
