@@ -208,6 +208,34 @@ def test_call_survives_server_restart(tmp_path, monkeypatch, capfd):
         server.stop()
 
 
+def test_no_retry_loop_runs_inside_another(milvus_uri, milvus_conn, collection_name):
+    """A fresh hook learns the server version on first use: outside the retried call, so that a
+    fault is retried by one loop with one bound, not by a loop per attempt of the outer one."""
+    make_collection(milvus_uri, collection_name, rows=10)
+    for use in (
+        lambda h: h.get_index_spec(collection_name, "vec"),
+        lambda h: h.index_build_status(collection_name, "vec"),
+        lambda h: h.list_index_specs(collection_name),
+    ):
+        with MilvusHook(milvus_conn) as hook:
+            depth, deepest, calls = 0, 0, []
+            plain_call = hook.call
+
+            def counting_call(what, fn, **kwargs):
+                nonlocal depth, deepest
+                depth += 1
+                deepest = max(deepest, depth)
+                calls.append(what)
+                try:
+                    return plain_call(what, fn, **kwargs)
+                finally:
+                    depth -= 1
+
+            hook.call = counting_call
+            assert use(hook)
+            assert deepest == 1, f"nested retry loops: {calls}"
+
+
 def test_permanent_errors_are_not_retried(milvus_conn, capfd):
     hook = MilvusHook(milvus_conn, retry_attempts=5)
     hook.list_collections()
