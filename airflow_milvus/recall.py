@@ -11,7 +11,7 @@ computed in float64, so the ground truth does not depend on float32 rounding.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus.errors import MilvusInputError
@@ -36,6 +36,75 @@ def check_metric(metric: Any, where: str = "metric_type") -> str:
             "(IP on sparse vectors, BM25) fields cannot be checked."
         )
     return name
+
+
+def choose_vector_field(collection: str, description: Mapping[str, Any], anns_field: str | None) -> tuple[str, str]:
+    """(primary key field, vector field to check) from the collection's description.
+
+    ``anns_field`` None picks the only vector field; the field must be a dense float vector."""
+    from airflow_milvus.row_checks import field_kind
+    from airflow_milvus.validation import validate_name
+
+    fields = description["fields"]
+    types = {f["name"]: field_kind(f) for f in fields}
+    primary = next(f["name"] for f in fields if f.get("is_primary"))
+    vectors = [n for n, t in types.items() if "VECTOR" in t]
+    field = anns_field
+    if field in (None, ""):
+        if len(vectors) != 1:
+            raise MilvusInputError(
+                f"Collection {collection!r} has {len(vectors)} vector fields ({', '.join(vectors) or 'none'}); "
+                "set anns_field to the one to check."
+            )
+        field = vectors[0]
+    field = validate_name(field, "anns_field")
+    if field not in types:
+        raise MilvusInputError(f"Collection {collection!r} has no field {field!r}; its fields are {', '.join(types)}.")
+    if types[field] != "FLOAT_VECTOR":
+        kind = "is not a vector field" if field not in vectors else "is not a dense float vector field"
+        raise MilvusInputError(
+            f"Field {field!r} of {collection!r} is {types[field]}: it {kind}. The recall check supports "
+            f"FLOAT_VECTOR fields ({', '.join(vectors) or 'none here'} are the vector fields)."
+        )
+    return primary, field
+
+
+def choose_metric(where: str, index: Mapping[str, Any] | None, asked: Any) -> str:
+    """The metric to compute exact neighbours with: the index's, or ``asked`` (the search's
+    ``metric_type``) when the field has no index reporting one. ``where`` is ``collection.field``."""
+    indexed = (index or {}).get("metric_type")
+    if asked:
+        asked = check_metric(asked, "search_params metric_type")
+    if asked and indexed and str(asked).upper() != str(indexed).upper():
+        raise MilvusInputError(
+            f"search_params metric_type {asked!r} differs from the index on {where}, built for "
+            f"{indexed!r}; drop metric_type from search_params or rebuild the index."
+        )
+    if not (asked or indexed):
+        raise MilvusInputError(f"{where} has no index reporting a metric; set search_params={{'metric_type': ...}} ({', '.join(METRICS)}).")
+    return check_metric(indexed or asked, f"metric_type of {where}")
+
+
+def check_sample(collection: str, rows: int, *, sample_size: int, top_k: int, max_rows: int) -> None:
+    """Refuse a check the collection's size cannot serve (too big to stream, too small to sample)."""
+    if rows > max_rows:
+        raise MilvusInputError(
+            f"Collection {collection!r} has {rows} rows, more than max_rows={max_rows}: the ground truth reads "
+            "every vector (see docs/recall.md for its cost). Raise max_rows if the time is acceptable."
+        )
+    if sample_size > rows:
+        raise MilvusInputError(f"sample_size={sample_size} is larger than collection {collection!r} ({rows} rows); use at most {rows} queries.")
+    if top_k > rows:
+        raise MilvusInputError(f"top_k={top_k} is larger than collection {collection!r} ({rows} rows).")
+
+
+def index_text(index: Mapping[str, Any] | None) -> str:
+    """One line for logs and errors: ``IVF_FLAT L2 {"nlist": 1024}``."""
+    import json
+
+    if not index:
+        return "no index"
+    return f"{index.get('index_type')} {index.get('metric_type') or ''} {json.dumps(index.get('params') or {})}".replace("  ", " ")
 
 
 def as_matrix(vectors: Any, what: str = "vectors") -> np.ndarray:

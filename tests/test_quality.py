@@ -9,7 +9,16 @@ import pytest
 
 from airflow_milvus.errors import MilvusInputError
 from airflow_milvus.operators.quality import MilvusRecallBelowThresholdError, MilvusRecallCheckOperator
-from airflow_milvus.recall import StreamingGroundTruth, check_metric, latency_summary, summarize_recalls
+from airflow_milvus.recall import (
+    StreamingGroundTruth,
+    check_metric,
+    check_sample,
+    choose_metric,
+    choose_vector_field,
+    index_text,
+    latency_summary,
+    summarize_recalls,
+)
 from tests.conftest import milvus_client
 from tests.dag_runner import run_dag, write_dag
 from tests.helpers import is_lite
@@ -153,6 +162,79 @@ def test_recall_summaries_and_metric_names():
     assert check_metric("cosine") == "COSINE"
     with pytest.raises(MilvusInputError, match=r"'HAMMING' is not supported by the recall check.*L2, IP, COSINE"):
         check_metric("HAMMING")
+
+
+def description(*fields):
+    """A collection description as describe_collection gives it: id (primary) plus ``fields``."""
+    from pymilvus import DataType
+
+    return {"fields": [{"name": "id", "type": DataType.INT64, "is_primary": True}]
+            + [{"name": n, "type": getattr(DataType, t), "params": {}} for n, t in fields]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "anns_field", "outcome"),
+    [
+        ([("vec", "FLOAT_VECTOR"), ("year", "INT64")], None, ("id", "vec")),
+        ([("vec", "FLOAT_VECTOR"), ("bits", "BINARY_VECTOR")], "vec", ("id", "vec")),
+        ([("vec", "FLOAT_VECTOR"), ("bits", "BINARY_VECTOR")], None, r"has 2 vector fields \(vec, bits\); set anns_field"),
+        ([("year", "INT64")], None, r"has 0 vector fields \(none\); set anns_field"),
+        ([("vec", "FLOAT_VECTOR"), ("year", "INT64")], "year", r"Field 'year' of 'c' is INT64: it is not a vector field"),
+        ([("bits", "BINARY_VECTOR")], None, r"Field 'bits' of 'c' is BINARY_VECTOR: it is not a dense float vector field"),
+        ([("vec", "FLOAT_VECTOR")], "nope", r"'c' has no field 'nope'; its fields are id, vec\."),
+        ([("vec", "FLOAT_VECTOR")], "bad name", r"anns_field 'bad name' is not a valid Milvus name"),
+    ],
+)
+def test_choose_vector_field(fields, anns_field, outcome):
+    if isinstance(outcome, tuple):
+        assert choose_vector_field("c", description(*fields), anns_field) == outcome
+    else:
+        with pytest.raises(MilvusInputError, match=outcome):
+            choose_vector_field("c", description(*fields), anns_field)
+
+
+@pytest.mark.parametrize(
+    ("index", "asked", "outcome"),
+    [
+        ({"metric_type": "IP"}, None, "IP"),
+        ({"metric_type": "COSINE"}, "cosine", "COSINE"),
+        (None, "l2", "L2"),  # no index: the search says which metric
+        ({}, "IP", "IP"),
+        ({"metric_type": "L2"}, "IP", r"search_params metric_type 'IP' differs from the index on c.vec, built for 'L2'"),
+        (None, None, r"c.vec has no index reporting a metric; set search_params=\{'metric_type': ...\} \(L2, IP, COSINE\)"),
+        ({"metric_type": "HAMMING"}, None, r"metric_type of c.vec 'HAMMING' is not supported by the recall check"),
+        (None, "MANHATTAN", r"search_params metric_type 'MANHATTAN' is not supported"),
+    ],
+)
+def test_choose_metric(index, asked, outcome):
+    if outcome in {"L2", "IP", "COSINE"}:
+        assert choose_metric("c.vec", index, asked) == outcome
+    else:
+        with pytest.raises(MilvusInputError, match=outcome):
+            choose_metric("c.vec", index, asked)
+
+
+@pytest.mark.parametrize(
+    ("rows", "sizes", "message"),
+    [
+        (100, {"sample_size": 100, "top_k": 100, "max_rows": 100}, None),
+        (101, {"sample_size": 10, "top_k": 10, "max_rows": 100}, r"'c' has 101 rows, more than max_rows=100.*Raise max_rows"),
+        (50, {"sample_size": 51, "top_k": 10, "max_rows": 100}, r"sample_size=51 is larger than collection 'c' \(50 rows\); use at most 50"),
+        (50, {"sample_size": 5, "top_k": 51, "max_rows": 100}, r"top_k=51 is larger than collection 'c' \(50 rows\)"),
+    ],
+)
+def test_check_sample(rows, sizes, message):
+    if message is None:
+        assert check_sample("c", rows, **sizes) is None
+    else:
+        with pytest.raises(MilvusInputError, match=message):
+            check_sample("c", rows, **sizes)
+
+
+def test_index_text():
+    assert index_text(None) == "no index"
+    assert index_text({"index_type": "IVF_FLAT", "metric_type": "L2", "params": {"nlist": 8}}) == 'IVF_FLAT L2 {"nlist": 8}'
+    assert index_text({"index_type": "FLAT", "metric_type": None}) == "FLAT {}"
 
 
 # ---------------------------------------------------------------------- the operator

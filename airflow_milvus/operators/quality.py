@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 try:
@@ -14,7 +14,7 @@ except ImportError:  # Airflow 3.1
 
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.recall import METRICS, check_metric, latency_summary, summarize_recalls
+from airflow_milvus.recall import check_sample, choose_metric, choose_vector_field, index_text, latency_summary, summarize_recalls
 from airflow_milvus.validation import parse_params, validate_name
 
 DEFAULT_MAX_ROWS = 1_000_000
@@ -116,48 +116,6 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
                 raise MilvusInputError(f"min_recall = {self.min_recall!r} is outside [0, 1]; recall@k is a share of the true top-k.")
         self.search_params = _parse_search_params(self.search_params)
 
-    def _vector_field(self, name: str, description: Mapping[str, Any]) -> tuple[str, str]:
-        """(primary key field, vector field), checked against the schema."""
-        fields = description["fields"]
-        types = {f["name"]: getattr(f["type"], "name", str(f["type"])) for f in fields}
-        primary = next(f["name"] for f in fields if f.get("is_primary"))
-        vectors = [n for n, t in types.items() if "VECTOR" in t.upper()]
-        field = self.anns_field
-        if field in (None, ""):
-            if len(vectors) != 1:
-                raise MilvusInputError(
-                    f"Collection {name!r} has {len(vectors)} vector fields ({', '.join(vectors) or 'none'}); "
-                    "set anns_field to the one to check."
-                )
-            field = vectors[0]
-        field = validate_name(field, "anns_field")
-        if field not in types:
-            raise MilvusInputError(f"Collection {name!r} has no field {field!r}; its fields are {', '.join(types)}.")
-        if types[field] != "FLOAT_VECTOR":
-            kind = "is not a vector field" if field not in vectors else "is not a dense float vector field"
-            raise MilvusInputError(
-                f"Field {field!r} of {name!r} is {types[field]}: it {kind}. The recall check supports "
-                f"FLOAT_VECTOR fields ({', '.join(vectors) or 'none here'} are the vector fields)."
-            )
-        return primary, field
-
-    def _metric(self, index: Mapping[str, Any] | None, name: str, field: str) -> str:
-        indexed = (index or {}).get("metric_type")
-        asked = self.search_params.get("metric_type")
-        if asked:
-            asked = check_metric(asked, "search_params metric_type")
-        if asked and indexed and str(asked).upper() != str(indexed).upper():
-            raise MilvusInputError(
-                f"search_params metric_type {asked!r} differs from the index on {name}.{field}, built for "
-                f"{indexed!r}; drop metric_type from search_params or rebuild the index."
-            )
-        if not (asked or indexed):
-            raise MilvusInputError(
-                f"{name}.{field} has no index reporting a metric; set search_params={{'metric_type': ...}} "
-                f"({', '.join(METRICS)})."
-            )
-        return check_metric(indexed or asked, f"metric_type of {name}.{field}")
-
     # ------------------------------------------------------------------ the check
     def run(self, context) -> dict[str, Any]:
         started = time.perf_counter()
@@ -169,7 +127,7 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
             raise MilvusInputError(f"Collection {given!r} does not exist; check the name or alias.")
         description = hook.describe_collection(name)
         name = description.get("collection_name") or name  # the collection behind an alias
-        primary, field = self._vector_field(name, description)
+        primary, field = choose_vector_field(name, description, self.anns_field)
         state = hook.get_load_state(name)
         if state != "Loaded":
             raise MilvusInputError(
@@ -187,9 +145,9 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
                     "pending: recall would be measured partly without it. Wait for the build first "
                     "(MilvusCreateIndexOperator waits by default, or MilvusIndexBuiltSensor)."
                 )
-        metric = self._metric(index, name, field)
+        metric = choose_metric(f"{name}.{field}", index, self.search_params.get("metric_type"))
         rows = self._count(name)
-        self._check_size(name, rows)
+        check_sample(name, rows, sample_size=self.sample_size, top_k=self.top_k, max_rows=self.max_rows)
 
         query_ids, queries = self._sample_queries(name, primary, field, rows)
         ann_ids, latencies = self._search(name, primary, field, queries)
@@ -227,14 +185,14 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
         self.log.info(
             "Recall@%d of %s.%s (%s, %s, search %s): %.4f ± %.4f over %d queries (worst %.2f), %d rows; "
             "search latency p50 %.1f ms, p95 %.1f ms; ground truth %.1f s",
-            self.top_k, name, field, _index_text(index), metric, self.search_params, stats["recall"],
+            self.top_k, name, field, index_text(index), metric, self.search_params, stats["recall"],
             stats["recall_stderr"], len(query_ids), stats["recall_min"], truth.rows,
             result["latency_ms"]["p50"], result["latency_ms"]["p95"], gt_seconds,
         )  # fmt: skip
         if not passed:
             raise MilvusRecallBelowThresholdError(
                 f"Recall@{self.top_k} of {name}.{field} is {stats['recall']:.4f} (± {stats['recall_stderr']:.4f} over "
-                f"{len(query_ids)} queries), below min_recall={self.min_recall}. Index: {_index_text(index)}; "
+                f"{len(query_ids)} queries), below min_recall={self.min_recall}. Index: {index_text(index)}; "
                 f"search_params: {json.dumps(self.search_params)}. Raise the build or search parameters "
                 "(e.g. nprobe, ef), or lower min_recall if this quality is acceptable."
             )
@@ -247,20 +205,6 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
             lambda c: c.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=self.hook.timeout),
         )
         return int(res[0]["count(*)"])
-
-    def _check_size(self, name: str, rows: int) -> None:
-        if rows > self.max_rows:
-            raise MilvusInputError(
-                f"Collection {name!r} has {rows} rows, more than max_rows={self.max_rows}: the ground truth reads "
-                "every vector (see docs/recall.md for its cost). Raise max_rows if the time is acceptable."
-            )
-        if self.sample_size > rows:
-            raise MilvusInputError(
-                f"sample_size={self.sample_size} is larger than collection {name!r} ({rows} rows); "
-                f"use at most {rows} queries."
-            )
-        if self.top_k > rows:
-            raise MilvusInputError(f"top_k={self.top_k} is larger than collection {name!r} ({rows} rows).")
 
     def _stream(self, name: str, fields: list[str]) -> Iterator[tuple[list[Any], list[dict[str, Any]]]]:
         """Batches of (primary keys, rows) over the whole collection, one RPC per batch."""
@@ -350,12 +294,6 @@ def _parse_search_params(value: Any) -> dict[str, Any]:
 
 def _json_safe(pk: Any) -> Any:
     return pk if isinstance(pk, (int, str)) else int(pk)
-
-
-def _index_text(index: Mapping[str, Any] | None) -> str:
-    if not index:
-        return "no index"
-    return f"{index.get('index_type')} {index.get('metric_type') or ''} {json.dumps(index.get('params') or {})}".replace("  ", " ")
 
 
 __all__ = ["DEFAULT_MAX_ROWS", "MilvusRecallBelowThresholdError", "MilvusRecallCheckOperator"]
