@@ -1,26 +1,23 @@
-"""A real, throwaway Airflow deployment for tests: every component its own process.
+"""A real, throwaway Airflow deployment for tests: every component its own process group.
 
-``AirflowDeployment`` migrates a fresh AIRFLOW_HOME (sqlite) in a temporary directory and
-starts ``api-server`` (REST API + execution API), ``scheduler``, ``dag-processor`` and
-``triggerer`` as separate process groups, as ``airflow standalone`` does, but each one can be
-killed and restarted on its own. With ``executor="CeleryExecutor"`` it also starts Debian's
-``redis-server`` as the broker and ``celery_workers`` ``airflow celery worker`` processes, each
-reporting its own task-instance hostname. Every port is free-picked, so deployments run side
-by side (pytest-xdist). The DAGs folder is the repository's ``example_dags/`` (plus any
-``extra_dags`` sources, linked into a private folder).
+``AirflowDeployment`` copies a migrated sqlite database into a fresh AIRFLOW_HOME and starts
+``api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` as ``airflow standalone``
+does, but each can be killed and restarted on its own. ``executor="CeleryExecutor"`` adds
+Debian's ``redis-server`` and ``celery_workers`` workers, each with its own task-instance
+hostname. Ports are free-picked (deployments run side by side under xdist). DAGs come from
+``example_dags/`` (plus ``extra_dags``). REST calls and run waits are ``tests.airflow_api``'s.
 
     with AirflowDeployment(tmp_path, env={"AIRFLOW_CONN_MILVUS_DEFAULT": ...}) as airflow:
         run = airflow.run_dag("milvus_reindex", conf={"collection": "books"})
         assert run.state == "success", airflow.explain(run)
 
 ``stop()`` (and ``__exit__``) tear everything down even after a failure: SIGTERM to each
-process group, SIGKILL after a grace period, then SIGKILL to any process still carrying this
+process group, SIGKILL after a grace period, then to any process still carrying this
 deployment's marker in its environment (task processes, a shared ``milvus-lite server``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -30,19 +27,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.airflow_api import AirflowApi, DagRun
 from tests.milvus_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_DAGS = REPO / "example_dags"
 MARKER = "AIRFLOW_DEPLOYMENT_ID"  # set in every process we start, found again at teardown
 HOSTNAME_VAR = "AIRFLOW_DEPLOYMENT_HOSTNAME"
-FINISHED = {"success", "failed"}
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
 def deployment_hostname() -> str:
@@ -51,18 +46,7 @@ def deployment_hostname() -> str:
     return os.environ.get(HOSTNAME_VAR) or socket.getfqdn()
 
 
-@dataclass
-class DagRun:
-    """A finished (or timed-out) DAG run: its state and its task instances by task id."""
-
-    dag_id: str
-    run_id: str
-    state: str
-    seconds: float
-    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-class AirflowDeployment:
+class AirflowDeployment(AirflowApi):
     """Airflow's components as separate processes on one throwaway home.
 
     :param home: an empty directory for AIRFLOW_HOME, logs and the sqlite database.
@@ -76,6 +60,8 @@ class AirflowDeployment:
     :param extra_dags: ``{file_name: source}`` DAG files to add beside the example DAGs;
         each file's DAG id must be its file name's stem.
     :param dag_ids: example DAGs that must be parsed before ``start()`` returns.
+    :param components: which of ``COMPONENTS`` to start; ``("api-server",)`` serves the REST
+        API and the UI alone (the browser test).
     """
 
     def __init__(
@@ -89,8 +75,10 @@ class AirflowDeployment:
         pools: dict[str, int] | None = None,
         extra_dags: dict[str, str] | None = None,
         dag_ids: tuple[str, ...] = ("milvus_reindex",),
+        components: tuple[str, ...] = COMPONENTS,
     ) -> None:
         self.home = Path(home)
+        self.components = components
         self.executor = executor
         self.celery_workers = celery_workers if executor == "CeleryExecutor" else 0
         self.worker_concurrency = worker_concurrency
@@ -195,11 +183,11 @@ class AirflowDeployment:
                                   "--dir", str(self.home), "--save", "", "--appendonly", "no"])
         deadline = time.monotonic() + timeout
         # All at once: none of them needs another to start, and startup is mostly imports.
-        for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
+        for name in self.components:
             self.start_component(name)
         for n in range(1, self.celery_workers + 1):
             self.start_component(f"worker-{n}")
-        self._wait(self._healthy, deadline, "api-server healthy", "api-server")
+        self._wait(self.healthy, deadline, "api-server healthy", "api-server")
         for name, slots in self.pools.items():
             self.api("POST", "/api/v2/pools", {"name": name, "slots": slots, "description": "tests"})
         self._wait(lambda: self.dag_ids <= self.parsed_dag_ids(), deadline, f"DAGs {sorted(self.dag_ids)} parsed",
@@ -281,74 +269,7 @@ class AirflowDeployment:
                 continue
         return pids
 
-    # ------------------------------------------------------------------ REST API
-    def api(self, method: str, path: str, body: Any = None, timeout: float = 60) -> Any:
-        """Call the REST API (the simple auth manager makes every caller an admin).
-
-        Reads are retried a few times: on two busy cores the API server can be slow to answer."""
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
-        for attempt in range(1, 4):
-            try:
-                with urllib.request.urlopen(req, timeout=timeout) as resp:
-                    raw = resp.read()
-                return json.loads(raw) if raw else None
-            except urllib.error.HTTPError as exc:
-                raise RuntimeError(f"{method} {path} -> {exc.code}: {exc.read().decode(errors='replace')}") from None
-            except OSError:  # a timeout or a refused connection
-                if method != "GET" or attempt == 3:
-                    raise
-                time.sleep(2)
-
-    def parsed_dag_ids(self) -> set[str]:
-        try:
-            return {d["dag_id"] for d in self.api("GET", "/api/v2/dags?limit=100")["dags"]}
-        except (RuntimeError, OSError):
-            return set()
-
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
-        """Trigger a run through the REST API; return its run id."""
-        run = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
-        return run["dag_run_id"]
-
-    def run_state(self, dag_id: str, run_id: str) -> str:
-        return self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
-
-    def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
-        """``{task_id: task instance}`` as the REST API returns it (state, try_number,
-        hostname, pid, ...)."""
-        tis = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        return {ti["task_id"]: ti for ti in tis}
-
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300, poll: float = 1) -> DagRun:
-        """Poll a run until success or failed (or ``timeout``); return it with its tasks."""
-        started = time.monotonic()
-        state = self.run_state(dag_id, run_id)
-        while state not in FINISHED and time.monotonic() - started < timeout:
-            self._check_alive()
-            time.sleep(poll)
-            state = self.run_state(dag_id, run_id)
-        return DagRun(dag_id, run_id, state, time.monotonic() - started, self.task_instances(dag_id, run_id))
-
-    def run_dag(self, dag_id: str, conf: dict[str, Any] | None = None, timeout: float = 300) -> DagRun:
-        """Trigger a run and wait for its end state."""
-        started = time.monotonic()
-        run = self.wait_for_run(dag_id, self.trigger(dag_id, conf), timeout)
-        run.seconds = time.monotonic() - started
-        return run
-
-    def wait_for_task(self, dag_id: str, run_id: str, task_id: str, states: set[str],
-                      timeout: float = 180, poll: float = 0.2) -> dict[str, Any]:
-        """Poll a task instance until its state is in ``states``; return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            ti = self.task_instances(dag_id, run_id).get(task_id) or {}
-            if ti.get("state") in states:
-                return ti
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{dag_id}.{task_id} still {ti.get('state')!r} after {timeout}s, not in {states}")
-            time.sleep(poll)
-
+    # ------------------------------------------------------------------ tasks
     def kill_task_process(self, ti: dict[str, Any], sig: int = signal.SIGKILL) -> int:
         """Kill the process running a task instance (the pid it reported on start)."""
         pid = int(ti["pid"])
@@ -359,31 +280,6 @@ class AirflowDeployment:
     def log_path(self, name: str) -> Path:
         return self.home / "logs" / f"{name}.log"
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
-        path = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}" / f"attempt={try_number}.log"
-        return path.read_text(errors="replace") if path.exists() else f"(no log at {path})"
-
-    def trigger_logs(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> dict[int, str]:
-        """``{triggerer job id: what it logged running the task's trigger}``."""
-        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        prefix = f"attempt={try_number}.log.trigger."
-        return {
-            int(path.name[len(prefix):-len(".log")]): path.read_text(errors="replace")
-            for path in folder.glob(f"{prefix}*.log")
-        }
-
-    def explain(self, run: DagRun, chars: int = 3000) -> str:
-        """Task states and the logs of tasks that did not succeed: an assertion message."""
-        lines = [f"{run.dag_id} {run.run_id}: {run.state} after {run.seconds:.0f}s"]
-        for task_id, ti in run.tasks.items():
-            lines.append(f"  {task_id}: {ti['state']} try {ti['try_number']} on {ti.get('hostname')}")
-        for task_id, ti in run.tasks.items():
-            if ti["state"] != "success":
-                for attempt in range(1, max(1, ti["try_number"]) + 1):
-                    log = self.task_log(run.dag_id, run.run_id, task_id, attempt)
-                    lines.append(f"--- {task_id} attempt {attempt} ---\n{log[-chars:]}")
-        return "\n".join(lines)
-
     def component_log(self, name: str, chars: int = 3000) -> str:
         try:
             return self.log_path(name).read_text(errors="replace")[-chars:]
@@ -391,13 +287,6 @@ class AirflowDeployment:
             return ""
 
     # ------------------------------------------------------------------ internals
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
     def _celery_workers_up(self) -> bool:
         # Celery prints "<node> ready." once it consumes from the broker.
         return all(" ready." in self.component_log(f"worker-{n}", chars=100_000) for n in range(1, self.celery_workers + 1))

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.browser.api_server import AirflowApiServer
+from tests.airflow_deployment import AirflowDeployment
 from tests.browser.chromium import LAUNCH_ARGS, ensure_chromium
 from tests.milvus_server import free_port
 
@@ -46,10 +45,11 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory):
-    server = AirflowApiServer(tmp_path_factory.mktemp("airflow-ui"))
-    server.start()
-    yield server
-    server.stop()
+    # The api-server alone (REST API and UI), with connection testing on: Airflow disables it by default.
+    home = tmp_path_factory.mktemp("airflow-ui")
+    env = {"AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
+    with AirflowDeployment(home, env=env, components=("api-server",), dag_ids=(), pools={}) as server:
+        yield server
 
 
 @pytest.fixture
@@ -74,21 +74,13 @@ def field(container, label: str):
     return container.get_by_role("group").filter(has=container.page.get_by_text(label, exact=True))
 
 
-def stored_connection(api_server: AirflowApiServer, conn_id: str = CONN_ID) -> dict:
-    with urllib.request.urlopen(f"{api_server.url}/api/v2/connections/{conn_id}", timeout=10) as resp:
-        return json.load(resp)
+def stored_connection(api_server: AirflowDeployment, conn_id: str = CONN_ID) -> dict:
+    return api_server.api("GET", f"/api/v2/connections/{conn_id}")
 
 
-def create_connection(api_server: AirflowApiServer, conn_id: str, uri: str, port: int) -> None:
+def create_connection(api_server: AirflowDeployment, conn_id: str, uri: str, port: int) -> None:
     body = {"connection_id": conn_id, "conn_type": "milvus", "port": port, "extra": json.dumps({"uri": uri})}
-    request = urllib.request.Request(
-        f"{api_server.url}/api/v2/connections",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        assert resp.status == 201
+    api_server.api("POST", "/api/v2/connections", body)
 
 
 @pytest.mark.server
