@@ -7,12 +7,16 @@ reports such specs as ``pending_rebuild``, and the create operator rebuilds them
 
 Milvus Lite does not report build parameters, so the create operator also records the specs
 it builds; a later drop on Lite fills the unreported parameters from that record.
+
+Operators receive a :class:`SnapshotStore` for their connection; the Variable keys and their
+JSON format are stable, so snapshots written by earlier versions still read.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from functools import cached_property
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -51,72 +55,91 @@ def _set(key: str, value: str | None, description: str) -> None:
         variable.set(key, value, description=description)
 
 
-def load(conn_id: str, collection_name: str, kind: str = "") -> list[dict[str, Any]]:
-    try:
-        raw = _get(_key(conn_id, collection_name, kind))
-    except Exception as exc:  # neither the API server nor the DB is reachable
-        log.warning("Cannot read the index snapshot Variable for %s: %s", collection_name, exc)
-        return []
-    if not raw:
-        return []
-    try:
-        specs = json.loads(raw) if isinstance(raw, str) else raw
-    except json.JSONDecodeError:
-        log.warning("Ignoring a malformed snapshot Variable for %s", collection_name)
-        return []
-    return [s for s in specs if isinstance(s, dict)]
+class SnapshotStore:
+    """The index snapshots of one Airflow connection, kept in Airflow Variables."""
+
+    def __init__(self, conn_id: str) -> None:
+        self.conn_id = conn_id
+
+    def load(self, collection_name: str, kind: str = "") -> list[dict[str, Any]]:
+        """Remembered specs of a collection: dropped ones (``kind=""``) or built ones (``".built"``)."""
+        try:
+            raw = _get(_key(self.conn_id, collection_name, kind))
+        except Exception as exc:  # neither the API server nor the DB is reachable
+            log.warning("Cannot read the index snapshot Variable for %s: %s", collection_name, exc)
+            return []
+        if not raw:
+            return []
+        try:
+            specs = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError:
+            log.warning("Ignoring a malformed snapshot Variable for %s", collection_name)
+            return []
+        return [s for s in specs if isinstance(s, dict)]
+
+    def _save(self, collection_name: str, specs: list[dict[str, Any]], kind: str = "") -> None:
+        key = _key(self.conn_id, collection_name, kind)
+        what = "indexes it built" if kind else "dropped indexes awaiting rebuild"
+        try:
+            _set(key, json.dumps(specs, sort_keys=True) if specs else None, f"airflow-milvus: {what}")
+        except Exception as exc:
+            log.warning("Cannot write the index snapshot Variable %s: %s; the XCom result still holds it", key, exc)
+
+    def _replace(self, collection_name: str, specs: list[dict[str, Any]], kind: str = "") -> None:
+        """Store ``specs``, one per field: they replace what was kept for their fields."""
+        fields = {s["field_name"] for s in specs}
+        kept = [s for s in self.load(collection_name, kind) if s.get("field_name") not in fields]
+        self._save(collection_name, kept + specs, kind)
+
+    def remember(self, specs: list[dict[str, Any]]) -> None:
+        """Record dropped specs, one per (collection, field), the newest winning."""
+        by_collection: dict[str, list[dict[str, Any]]] = {}
+        for spec in specs:
+            by_collection.setdefault(spec["collection_name"], []).append(spec)
+        for collection, new in by_collection.items():
+            self._replace(collection, new)
+
+    def forget(self, collection_name: str, field_names: set[str]) -> None:
+        """Drop the entries of fields that have an index again."""
+        current = self.load(collection_name)
+        kept = [s for s in current if s.get("field_name") not in field_names]
+        if len(kept) != len(current):
+            self._save(collection_name, kept)
+
+    def record_built(self, specs: list[dict[str, Any]]) -> None:
+        """Remember the parameters of indexes built with parameters (for Milvus Lite, which hides them)."""
+        for spec in specs:
+            if spec.get("params"):
+                self._replace(spec["collection_name"], [spec], ".built")
+
+    def fill_unreported_params(self, collection_name: str, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Give specs without parameters those recorded when the same index type was built."""
+        if all(s.get("params") for s in specs):
+            return specs
+        built = {s.get("field_name"): s for s in self.load(collection_name, ".built")}
+        filled = []
+        for spec in specs:
+            known = built.get(spec["field_name"])
+            if not spec.get("params") and known and (known.get("index_type"), known.get("metric_type")) == (
+                spec.get("index_type"),
+                spec.get("metric_type"),
+            ):
+                log.info("Milvus Lite reports no params for %s.%s; using those recorded at build: %s", collection_name, spec["field_name"], known["params"])
+                spec = {**spec, "params": dict(known["params"])}
+            filled.append(spec)
+        return filled
 
 
-def _save(conn_id: str, collection_name: str, specs: list[dict[str, Any]], kind: str = "") -> None:
-    key = _key(conn_id, collection_name, kind)
-    what = "indexes it built" if kind else "dropped indexes awaiting rebuild"
-    try:
-        _set(key, json.dumps(specs, sort_keys=True) if specs else None, f"airflow-milvus: {what}")
-    except Exception as exc:
-        log.warning("Cannot write the index snapshot Variable %s: %s; the XCom result still holds it", key, exc)
+class SnapshotStoreMixin:
+    """Gives an operator the snapshot store of its connection (read after templates render)."""
 
+    milvus_conn_id: str
 
-def remember(conn_id: str, specs: list[dict[str, Any]]) -> None:
-    """Record dropped specs, one per (collection, field), the newest winning."""
-    by_collection: dict[str, list[dict[str, Any]]] = {}
-    for spec in specs:
-        by_collection.setdefault(spec["collection_name"], []).append(spec)
-    for collection, new in by_collection.items():
-        fields = {s["field_name"] for s in new}
-        kept = [s for s in load(conn_id, collection) if s.get("field_name") not in fields]
-        _save(conn_id, collection, kept + new)
-
-
-def forget(conn_id: str, collection_name: str, field_names: set[str]) -> None:
-    """Drop the entries of fields that have an index again."""
-    current = load(conn_id, collection_name)
-    kept = [s for s in current if s.get("field_name") not in field_names]
-    if len(kept) != len(current):
-        _save(conn_id, collection_name, kept)
+    @cached_property
+    def snapshot_store(self) -> SnapshotStore:
+        return SnapshotStore(self.milvus_conn_id)
 
 
 def record_built(conn_id: str, specs: list[dict[str, Any]]) -> None:
-    """Remember the parameters of indexes built with parameters (for Milvus Lite, which hides them)."""
-    for spec in specs:
-        if spec.get("params"):
-            collection = spec["collection_name"]
-            kept = [s for s in load(conn_id, collection, ".built") if s.get("field_name") != spec["field_name"]]
-            _save(conn_id, collection, kept + [spec], ".built")
-
-
-def fill_unreported_params(conn_id: str, collection_name: str, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give specs without parameters those recorded when the same index type was built."""
-    if all(s.get("params") for s in specs):
-        return specs
-    built = {s.get("field_name"): s for s in load(conn_id, collection_name, ".built")}
-    filled = []
-    for spec in specs:
-        known = built.get(spec["field_name"])
-        if not spec.get("params") and known and (known.get("index_type"), known.get("metric_type")) == (
-            spec.get("index_type"),
-            spec.get("metric_type"),
-        ):
-            log.info("Milvus Lite reports no params for %s.%s; using those recorded at build: %s", collection_name, spec["field_name"], known["params"])
-            spec = {**spec, "params": dict(known["params"])}
-        filled.append(spec)
-    return filled
+    """:meth:`SnapshotStore.record_built` for ``conn_id`` (the hook records what it builds on Lite)."""
+    SnapshotStore(conn_id).record_built(specs)

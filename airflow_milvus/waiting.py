@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow_milvus.errors import MilvusIndexBuildError
 from airflow_milvus.milvus_rules import build_outcome
+from airflow_milvus.planning import poll_targets
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +70,14 @@ def wait_for_builds(hook, targets: list[dict[str, Any]], *, timeout: float, poll
             "Raise timeout, or wait with MilvusIndexBuiltSensor."
         )
     return event
+
+
+def build_targets(hook, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The targets to poll for indexes just created (or found) from ``specs``."""
+    targets, unnamed = poll_targets(specs, lite=True if hook.is_lite else None)
+    for spec in unnamed:  # Milvus chose the name: ask which
+        found = hook.list_index_specs(spec["collection_name"], spec["field_name"])
+        if not found:
+            raise MilvusIndexBuildError(f"Index on {spec['collection_name']}.{spec['field_name']} vanished right after it was created.")
+        targets.append({"collection_name": spec["collection_name"], "index_name": found[0]["index_name"]})
+    return targets

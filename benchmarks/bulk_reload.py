@@ -140,7 +140,7 @@ def warm_up() -> None:
     from airflow_milvus import import_jobs, snapshots
     from airflow_milvus.operators import bulk_import, index, ingest  # noqa: F401
 
-    snapshots.load(CONN_ID, NAME)
+    snapshots.SnapshotStore(CONN_ID).load(NAME)
     import_jobs.load(CONN_ID, NAME, None)
 
 

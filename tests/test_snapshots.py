@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
-from airflow_milvus import snapshots
+from airflow_milvus.snapshots import SnapshotStore
 
 VEC = {"collection_name": "books", "field_name": "vec", "index_name": "vec", "index_type": "HNSW", "metric_type": "L2", "params": {"M": 8}}
 
 
 def test_outside_a_task_snapshots_use_the_metadata_db():
     conn = f"c{uuid.uuid4().hex[:6]}"
-    snapshots.remember(conn, [VEC])
-    assert snapshots.load(conn, "books") == [VEC]
+    store = SnapshotStore(conn)
+    store.remember([VEC])
+    assert store.load("books") == [VEC]
     newer = {**VEC, "index_type": "FLAT", "params": {}}
-    snapshots.remember(conn, [newer])  # one entry per field, the newest wins
-    assert snapshots.load(conn, "books") == [newer]
-    snapshots.forget(conn, "books", {"vec"})
-    assert snapshots.load(conn, "books") == []
+    store.remember([newer])  # one entry per field, the newest wins
+    assert store.load("books") == [newer]
+    store.forget("books", {"vec"})
+    assert store.load("books") == []
     from airflow.models.variable import Variable
 
     assert Variable.get(f"airflow_milvus.snapshot.{conn}.books", default_var=None) is None
 
 
-def test_build_record_fills_only_matching_unreported_params():
+def test_snapshots_written_before_the_store_still_read():
     conn = f"c{uuid.uuid4().hex[:6]}"
-    snapshots.record_built(conn, [VEC])
+    from airflow.models.variable import Variable
+
+    Variable.set(f"airflow_milvus.snapshot.{conn}.books", json.dumps([VEC, "not a spec"]))
+    assert SnapshotStore(conn).load("books") == [VEC]
+    assert SnapshotStore(f"c{uuid.uuid4().hex[:6]}").load("books") == []  # keyed by connection
+
+
+def test_build_record_fills_only_matching_unreported_params():
+    store = SnapshotStore(f"c{uuid.uuid4().hex[:6]}")
+    store.record_built([VEC])
     reported = {**VEC, "params": {}}
-    assert snapshots.fill_unreported_params(conn, "books", [reported]) == [VEC]
+    assert store.fill_unreported_params("books", [reported]) == [VEC]
     other_type = {**VEC, "index_type": "FLAT", "params": {}}
-    assert snapshots.fill_unreported_params(conn, "books", [other_type]) == [other_type]
+    assert store.fill_unreported_params("books", [other_type]) == [other_type]
