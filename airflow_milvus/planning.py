@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from airflow_milvus.errors import MilvusInputError, MilvusProviderError
+from airflow_milvus.errors import Fix, MilvusInputError, MilvusProviderError
 from airflow_milvus.index_specs import SPEC_KEYS, is_vector_field, is_vector_spec, same_index
 from airflow_milvus.milvus_rules import needs_release
 
@@ -95,8 +95,12 @@ def select_targets(
         targets = [s for s in targets if s["index_name"] == index_name]
     if not field_name and not index_name and len(snapshot) > 1 and not drop_all:
         raise MilvusInputError(
-            f"Collection {collection!r} has {len(snapshot)} indexes ({describe_specs(snapshot)}). "
-            "Name one with field_name or index_name, or set drop_all=True to drop them all."
+            f"Collection {collection!r} has {len(snapshot)} indexes ({describe_specs(snapshot)}).",
+            fixes=[
+                Fix("field_name", flag="-f FIELD", purpose="to drop one"),
+                Fix("index_name", flag="-i INDEX", purpose="to drop one"),
+                Fix("drop_all", True, flag="--all", purpose="to drop them all"),
+            ],
         )
     return targets
 
@@ -131,14 +135,14 @@ def plan_collection_drop(
         what = " ".join(x for x in (field_name and f"on field {field_name!r}", index_name and f"named {index_name!r}") if x)
         note = f"Collection {collection!r} has no index {what}".rstrip() + f" (it has: {describe_specs(snapshot)})."
         if not missing_ok:
-            raise MilvusInputError(note + " Set missing_ok=True to treat this as done.")
+            raise MilvusInputError(note, fixes=[Fix("missing_ok", True, purpose="to treat this as done")])
     pending, loaded_before = still_pending(list(remembered), snapshot)
     release = needs_release(targets, load_state, server_version)
     if release and not release_if_loaded:
         raise MilvusInputError(
             f"Collection {collection!r} is {load_state}, and Milvus refuses to drop {describe_specs(targets)} "
-            "from a loaded collection. Set release_if_loaded=True, or release it first "
-            "(MilvusReleaseCollectionOperator)."
+            "from a loaded collection (MilvusReleaseCollectionOperator can release it first).",
+            fixes=[Fix("release_if_loaded", True, purpose="to release it before the drop")],
         )
     # An earlier run released the collection before it failed: its load state counts.
     was_loaded = load_state in LOADED_STATES or loaded_before
@@ -237,7 +241,13 @@ def plan_create(spec: Spec, existing: list[Spec], *, if_exists: str) -> CreateSt
         f"({describe_specs(existing)}; wanted {spec['index_type']} {spec['metric_type'] or ''} {spec['params']})."
     )
     if if_exists == "fail":
-        raise MilvusInputError(message + " Use if_exists='replace' to rebuild it or 'skip' to keep it.")
+        raise MilvusInputError(
+            message,
+            fixes=[
+                Fix("if_exists", "replace", flag="--if-exists replace", purpose="to rebuild it"),
+                Fix("if_exists", "skip", flag="--if-exists skip", purpose="to keep it"),
+            ],
+        )
     if if_exists == "skip":
         return CreateStep("keep", spec, existing[:1], message + " Keeping it (if_exists='skip').")
     return CreateStep("replace", spec, existing, message + " Replacing it (if_exists='replace').")

@@ -233,3 +233,13 @@ def test_create_outcome_survives_deferral():
 )
 def test_unindexed_vector_fields(indexes, built, unindexed):
     assert unindexed_vector_fields(CollectionState("NotLoad", FIELDS, indexes), built) == unindexed
+
+
+def test_refusals_name_the_fix_for_each_front_end():
+    with pytest.raises(MilvusInputError) as ambiguous:
+        drop([VEC, YEAR])
+    assert str(ambiguous.value).endswith("Give field_name or index_name to drop one, or set drop_all=True to drop them all.")
+    assert ambiguous.value.render("flag").endswith("Pass -f FIELD or -i INDEX to drop one, or pass --all to drop them all.")
+    with pytest.raises(MilvusInputError) as conflict:
+        plan_create(VEC, [OTHER_VEC], if_exists="fail")
+    assert conflict.value.render("flag").endswith("Pass --if-exists replace to rebuild it, or pass --if-exists skip to keep it.")

@@ -16,7 +16,7 @@ from airflow_milvus.operators.base import MilvusBaseOperator
 from airflow_milvus.planning import CollectionDrop, DropPlan, describe_specs, plan_collection_drop
 from airflow_milvus.retry import error_message
 from airflow_milvus.snapshots import SnapshotStoreMixin
-from airflow_milvus.validation import validate_name
+from airflow_milvus.validation import is_glob, validate_name
 
 
 class MilvusDropIndexOperator(SnapshotStoreMixin, MilvusBaseOperator):
@@ -94,8 +94,17 @@ class MilvusDropIndexOperator(SnapshotStoreMixin, MilvusBaseOperator):
             validate_name(self.field_name, "field name")
         if self.index_name:
             validate_name(self.index_name, "index name")
-        names = self.hook.match_collections(self.collection_name, missing_ok=bool(self.missing_collection_ok))
-        return DropPlan(tuple(self._plan(name) for name in names))
+        return DropPlan(tuple(self._plan(name, state) for name, state in self._match().items()))
+
+    def _match(self) -> dict[str, str | None]:
+        """The matched collections, with their load state where reading it proved they exist."""
+        name = self.collection_name
+        if isinstance(name, str) and name and not is_glob(name):
+            state = self.hook.get_load_state(validate_name(name, "collection name"))
+            if state != "NotExist":  # one read answers both
+                return {name: state}
+        names = self.hook.match_collections(name, missing_ok=bool(self.missing_collection_ok))
+        return dict.fromkeys(names)
 
     def apply(self, plan: DropPlan) -> None:
         """Carry out exactly this plan (the CLI applies the plan it showed)."""
@@ -106,7 +115,7 @@ class MilvusDropIndexOperator(SnapshotStoreMixin, MilvusBaseOperator):
         """The documented XCom result of ``plan``."""
         return plan.to_xcom(applied=applied)
 
-    def _plan(self, collection: str) -> CollectionDrop:
+    def _plan(self, collection: str, load_state: str | None = None) -> CollectionDrop:
         hook = self.hook
         snapshot = hook.list_index_specs(collection)
         if hook.flavour == "lite":
@@ -114,7 +123,7 @@ class MilvusDropIndexOperator(SnapshotStoreMixin, MilvusBaseOperator):
         drop = plan_collection_drop(
             collection,
             snapshot,
-            load_state=hook.get_load_state(collection),
+            load_state=load_state or hook.get_load_state(collection),
             server_version=hook.server_version,
             remembered=self.snapshot_store.load(collection),
             field_name=self.field_name,
