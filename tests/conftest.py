@@ -117,16 +117,29 @@ def collection_name() -> str:
     return f"t_{uuid.uuid4().hex[:12]}"
 
 
-def conn_env_value(uri: str, **extra) -> str:
-    return json.dumps({"conn_type": "milvus", "extra": {"uri": uri, **extra}})
+def conn_env_value(uri: str | None = None, *, login: str | None = None, password: str | None = None, **extra) -> str:
+    """The ``AIRFLOW_CONN_*`` value of a Milvus connection: ``uri`` and ``extra`` (token,
+    timeout, TLS paths...) go in its extra; ``login``/``password`` in the connection itself."""
+    body: dict = {"conn_type": "milvus", "extra": {"uri": uri, **extra} if uri is not None else extra}
+    if login is not None:
+        body["login"] = login
+    if password is not None:
+        body["password"] = password
+    return json.dumps(body)
+
+
+def set_connection(monkeypatch, uri: str | None = None, **kwargs) -> str:
+    """A new Airflow connection (an env var, undone with ``monkeypatch``); returns its conn id.
+    Takes what ``conn_env_value`` takes."""
+    conn_id = f"milvus_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_env_value(uri, **kwargs))
+    return conn_id
 
 
 @pytest.fixture
 def milvus_conn(milvus_uri, monkeypatch) -> str:
     """An Airflow connection (env var) to the current flavour; returns its conn id."""
-    conn_id = f"milvus_{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_env_value(milvus_uri))
-    return conn_id
+    return set_connection(monkeypatch, milvus_uri)
 
 
 @contextmanager

@@ -4,7 +4,6 @@ the logs of real task runs (dag.test with debug logging)."""
 from __future__ import annotations
 
 import datetime
-import json
 import time
 import uuid
 
@@ -12,7 +11,7 @@ import pytest
 
 from airflow_milvus.errors import MilvusAuthenticationError, MilvusProviderError
 from airflow_milvus.hooks.milvus import MilvusHook
-from tests.conftest import milvus_client
+from tests.conftest import conn_env_value, milvus_client, set_connection
 from tests.fault_proxy import FaultProxy
 from tests.helpers import make_collection
 from tests.milvus_server import MilvusServer
@@ -21,18 +20,6 @@ from tests.reliability import index_definitions
 pytestmark = pytest.mark.server
 ROOT_PASSWORD = "Milvus"  # Milvus's documented default
 FAST = {"retry_attempts": 3, "retry_max_wait": 4}
-
-
-def set_conn(monkeypatch, *, login=None, password=None, **extra) -> str:
-    conn_id = f"milvus_{uuid.uuid4().hex[:8]}"
-    body = {"conn_type": "milvus", "extra": extra}
-    if login:
-        body["login"] = login
-    if password:
-        body["password"] = password
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(body))
-    return conn_id
-
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +34,7 @@ def auth_user(auth_server):
 
 # ------------------------------------------------------------------ authentication
 def test_root_with_default_password_works(auth_server, monkeypatch):
-    conn = set_conn(monkeypatch, login="root", password=ROOT_PASSWORD, uri=auth_server.uri)
+    conn = set_connection(monkeypatch, auth_server.uri, login="root", password=ROOT_PASSWORD)
     ok, message = MilvusHook(conn).test_connection()
     assert ok, message
     with MilvusHook(conn) as hook:
@@ -56,32 +43,27 @@ def test_root_with_default_password_works(auth_server, monkeypatch):
 
 def test_created_user_with_token_works(auth_server, auth_user, monkeypatch, collection_name):
     user, password = auth_user
-    conn = set_conn(monkeypatch, uri=auth_server.uri, token=f"{user}:{password}")
+    conn = set_connection(monkeypatch, auth_server.uri, token=f"{user}:{password}")
     with milvus_client(auth_server.uri, token=f"root:{ROOT_PASSWORD}") as c:
         c.create_collection(collection_name, dimension=8)
     with MilvusHook(conn) as hook:
         assert collection_name in hook.list_collections()
 
 
-@pytest.mark.parametrize("route", ["direct", "through_proxy"])
-def test_wrong_password_is_not_retried_and_says_authentication_failed(route, auth_server, monkeypatch):
-    with FaultProxy(auth_server.port) as proxy:
-        uri = auth_server.uri if route == "direct" else proxy.uri
-        conn = set_conn(monkeypatch, login="root", password="not-the-password", uri=uri)
-        hook = MilvusHook(conn, retry_attempts=5, retry_max_wait=30)
-        attempts: list[int] = []
-        original = hook.get_conn
-        monkeypatch.setattr(hook, "get_conn", lambda: attempts.append(1) or original())
-        started = time.monotonic()
-        with pytest.raises(MilvusAuthenticationError) as err:
-            hook.list_collections()
-        assert len(attempts) == 1, "a refused password was retried"
-        assert time.monotonic() - started < 10
-        message = str(err.value)
-        assert "authentication failed" in message and "server unavailable" not in message
-        assert "not-the-password" not in message
-        ok, text = MilvusHook(conn).test_connection()
-        assert not ok and "uthentication failed" in text and "not-the-password" not in text
+def test_wrong_password_is_not_retried_and_says_authentication_failed(auth_server, monkeypatch):
+    """On a call: one attempt, an authentication error, the password not in it (test_hook
+    covers test_connection with a wrong password)."""
+    conn = set_connection(monkeypatch, auth_server.uri, login="root", password="not-the-password")
+    hook = MilvusHook(conn, retry_attempts=5, retry_max_wait=30)
+    attempts: list[int] = []
+    original = hook.get_conn
+    monkeypatch.setattr(hook, "get_conn", lambda: attempts.append(1) or original())
+    with pytest.raises(MilvusAuthenticationError) as err:
+        hook.list_collections()
+    assert len(attempts) == 1, "a refused password was retried"
+    message = str(err.value)
+    assert "authentication failed" in message and "server unavailable" not in message
+    assert "not-the-password" not in message
 
 
 # ------------------------------------------------------------------ TLS
@@ -163,7 +145,7 @@ def tls_extras(server, certs, *, ca=True, client_cert=True) -> dict:
 
 
 def test_tls_connects_through_connection_extras(tls_server, certs, monkeypatch, collection_name):
-    conn = set_conn(monkeypatch, **tls_extras(tls_server, certs))
+    conn = set_connection(monkeypatch, **tls_extras(tls_server, certs))
     ok, message = MilvusHook(conn).test_connection()
     assert ok, message
     with MilvusHook(conn) as hook:
@@ -181,7 +163,7 @@ def test_tls_refuses_a_client_without_the_right_credentials(missing, tls_server,
         extra = {"uri": tls_server.uri.replace("https://", "http://"), "timeout": 3}
     else:
         extra = tls_extras(tls_server, certs, ca=missing != "ca", client_cert=missing != "client_cert")
-    conn = set_conn(monkeypatch, **extra)
+    conn = set_connection(monkeypatch, **extra)
     hook = MilvusHook(conn, **FAST)
     started = time.monotonic()
     with pytest.raises(MilvusProviderError) as err:
@@ -231,13 +213,13 @@ def test_secrets_never_appear_in_task_logs(auth_server, auth_user, airflow_home,
     with FaultProxy(auth_server.port) as proxy:
         embedded = f"http://{user}:{password}@localhost:{proxy.port}"
         conns = {
-            "sec_password": {"login": user, "password": password, "extra": {"uri": proxy.uri, "timeout": 3}},
-            "sec_token": {"extra": {"uri": proxy.uri, "token": f"{user}:{password}", "timeout": 3}},
-            "sec_uri": {"extra": {"uri": embedded, "timeout": 3}},
-            "sec_wrong": {"login": user, "password": wrong, "extra": {"uri": proxy.uri, "timeout": 3}},
+            "sec_password": {"uri": proxy.uri, "login": user, "password": password, "timeout": 3},
+            "sec_token": {"uri": proxy.uri, "token": f"{user}:{password}", "timeout": 3},
+            "sec_uri": {"uri": embedded, "timeout": 3},
+            "sec_wrong": {"uri": proxy.uri, "login": user, "password": wrong, "timeout": 3},
         }
         env = dict(os.environ, AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG")
-        env.update({f"AIRFLOW_CONN_{k.upper()}": json.dumps({"conn_type": "milvus", **v}) for k, v in conns.items()})
+        env.update({f"AIRFLOW_CONN_{k.upper()}": conn_env_value(**v) for k, v in conns.items()})
         dag_id = write_dag(f"COLLECTION = {collection_name!r}\n" + SECRETS_DAG)
         done = threading.Event()
 
