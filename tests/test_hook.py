@@ -163,8 +163,10 @@ def test_index_helpers(milvus_uri, milvus_conn, collection_name, flavour):
         assert hook.get_load_state(collection_name) == "Loaded"
         assert hook.row_count(collection_name) == 200
         assert collection_name in hook.match_collections(collection_name[:5] + "*")
-        with pytest.raises(MilvusInputError, match="matches no collection"):
+        with pytest.raises(MilvusInputError, match="matches no collection") as err:
             hook.match_collections("zz_nothing_*")
+        assert str(err.value).endswith("Fix the pattern. Set missing_collection_ok=True to skip it.")
+        assert err.value.render("flag").endswith("Fix the pattern.")  # the CLI has no such flag
         assert hook.match_collections(["zz_nothing_*", "zz_missing"], missing_ok=True) == []
 
 

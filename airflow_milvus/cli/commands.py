@@ -18,17 +18,6 @@ from airflow_milvus.errors import MilvusProviderError
 from airflow_milvus.validation import parse_params
 
 
-# The operators name their own arguments in errors; at a shell the flags are what to change.
-_FLAG_HINTS = {
-    "set drop_all=True": "pass --all",
-    "if_exists='replace'": "--if-exists replace",
-    "'skip' to keep it": "--if-exists skip to keep it",
-    "field_name or index_name": "-f FIELD or -i INDEX",
-    ", or set missing_collection_ok=True to skip it": "",
-    ", or set missing_collection_ok=True.": ".",
-}
-
-
 def _stderr(text: str) -> None:
     print(text, file=sys.stderr)
 
@@ -45,11 +34,9 @@ def _command(func: Callable[[Any], None]) -> Callable[[Any], None]:
         except Exception as exc:
             if args.verbose:
                 raise
-            kind = "" if isinstance(exc, MilvusProviderError) else f"{type(exc).__name__}: "
-            message = str(exc)
-            for operator_arg, flag in _FLAG_HINTS.items():
-                message = message.replace(operator_arg, flag)
-            raise SystemExit(f"Error: {kind}{message}") from None
+            if not isinstance(exc, MilvusProviderError):
+                raise SystemExit(f"Error: {type(exc).__name__}: {exc}") from None
+            raise SystemExit(f"Error: {exc.render('flag')}") from None  # a fix named as its flag
 
     return wrapper
 

@@ -16,6 +16,7 @@ from airflow.exceptions import AirflowNotFoundException
 from airflow.sdk import BaseHook
 
 from airflow_milvus.errors import (
+    Fix,
     MilvusAuthenticationError,
     MilvusInputError,
     MilvusProviderError,
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
 T = TypeVar("T")
+# The operators that match collections call the argument missing_collection_ok; the CLI has no flag.
+SKIP_MISSING_COLLECTIONS = Fix("missing_collection_ok", True, purpose="to skip it")
 
 
 class MilvusHook(BaseHook):
@@ -253,8 +256,8 @@ class MilvusHook(BaseHook):
                 if not matched and not missing_ok:
                     raise MilvusInputError(
                         f"Collection pattern {name!r} matches no collection (there are "
-                        f"{len(existing)}: {', '.join(sorted(existing)[:10]) or 'none'}). "
-                        "Fix the pattern, or set missing_collection_ok=True."
+                        f"{len(existing)}: {', '.join(sorted(existing)[:10]) or 'none'}). Fix the pattern.",
+                        fixes=[SKIP_MISSING_COLLECTIONS],
                     )
                 found.extend(matched)
                 continue
@@ -263,8 +266,8 @@ class MilvusHook(BaseHook):
                 found.append(name)
             elif not missing_ok:
                 raise MilvusInputError(
-                    f"Collection {name!r} does not exist in {self.redact(self.uri)}. Check the name "
-                    "(and db_name), or set missing_collection_ok=True to skip it."
+                    f"Collection {name!r} does not exist in {self.redact(self.uri)}. Check the name (and db_name).",
+                    fixes=[SKIP_MISSING_COLLECTIONS],
                 )
         return list(dict.fromkeys(found))
 
