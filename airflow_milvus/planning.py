@@ -154,9 +154,8 @@ def plan_collection_drop(
 
 @dataclass(frozen=True)
 class CollectionState:
-    """One read of a collection before a create: load state, fields (None: no such collection), indexes."""
+    """One read of a collection before a create: its fields (None: no such collection) and indexes."""
 
-    load_state: str
     fields: list[Mapping[str, Any]] | None
     indexes: list[Spec]
 

@@ -232,7 +232,7 @@ def test_create_outcome_survives_deferral():
     ],
 )
 def test_unindexed_vector_fields(indexes, built, unindexed):
-    assert unindexed_vector_fields(CollectionState("NotLoad", FIELDS, indexes), built) == unindexed
+    assert unindexed_vector_fields(CollectionState(FIELDS, indexes), built) == unindexed
 
 
 def test_refusals_name_the_fix_for_each_front_end():

@@ -1,7 +1,7 @@
 """Create indexes, or rebuild exactly what a drop removed, then wait and restore the load state.
 
-Read each collection once (load state, fields, indexes), decide every spec (planning.py), then
-act. Milvus Lite and the server disagree on several index rules (see docs/reindexing.md).
+Read each collection once (fields, indexes), decide every spec (planning.py), then act.
+Milvus Lite and the server disagree on several index rules (see docs/reindexing.md).
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ class MilvusCreateIndexOperator(SnapshotStoreMixin, MilvusAssetEventsMixin, Milv
         ]
         outcome = CreateOutcome()
         for step in steps:
-            self._act(step, states[step.spec["collection_name"]], outcome)
+            self._act(step, outcome)
         if self.dry_run:
             return outcome.to_xcom()
         for spec in outcome.skipped:
@@ -196,12 +196,17 @@ class MilvusCreateIndexOperator(SnapshotStoreMixin, MilvusAssetEventsMixin, Milv
 
     def _read(self, collection: str) -> CollectionState:
         hook = self.hook
-        state = hook.get_load_state(collection)
-        if state == "NotExist":
-            return CollectionState(state, None, [])
-        return CollectionState(state, hook.describe_collection(collection)["fields"], hook.list_index_specs(collection))
+        try:
+            fields = hook.describe_collection(collection)["fields"]
+        except MilvusProviderError:
+            raise
+        except Exception:
+            if hook.has_collection(collection):
+                raise
+            return CollectionState(None, [])
+        return CollectionState(fields, hook.list_index_specs(collection))
 
-    def _act(self, step: CreateStep, state: CollectionState, outcome: CreateOutcome) -> None:
+    def _act(self, step: CreateStep, outcome: CreateOutcome) -> None:
         hook, spec, collection = self.hook, step.spec, step.spec["collection_name"]
         if step.action == "skip":
             self.log.info("Index on %s.%s already exists as wanted; nothing to do", collection, spec["field_name"])
@@ -218,7 +223,7 @@ class MilvusCreateIndexOperator(SnapshotStoreMixin, MilvusAssetEventsMixin, Milv
             outcome.created.append(spec)
             return
         if step.action == "replace":
-            if needs_release(step.existing, state.load_state, hook.server_version):
+            if needs_release(step.existing, hook.get_load_state(collection), hook.server_version):
                 hook.release_collection(collection)
                 outcome.reload.add(collection)
             self.snapshot_store.remember(step.existing)
@@ -255,11 +260,9 @@ class MilvusCreateIndexOperator(SnapshotStoreMixin, MilvusAssetEventsMixin, Milv
         return result
 
     def _load(self, collection: str, state: CollectionState | None, outcome: CreateOutcome) -> None:
-        """Load unless the state read before the build says Loaded (and no replace released it)."""
+        """Load without reading the state first (loading a Loaded collection changes nothing)."""
         if state is None or unindexed_vector_fields(state, outcome.created):
             ensure_loaded(self.hook, collection, timeout=float(self.timeout))  # reads what it needs; explains the refusal
-            return
-        if state.load_state == "Loaded" and collection not in outcome.reload:
             return
         try:
             self.hook.load_collection(collection, timeout=float(self.timeout))
