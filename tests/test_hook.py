@@ -11,7 +11,7 @@ import pytest
 from airflow_milvus.errors import MilvusAuthenticationError, MilvusInputError, MilvusUnavailableError
 from airflow_milvus.hooks.milvus import DEFAULT_TIMEOUT, MilvusHook, default_lite_path
 from tests.conftest import conn_env_value
-from tests.helpers import VECTOR_INDEX, make_collection, scalar_index
+from tests.helpers import DIM, VECTOR_INDEX, make_collection, scalar_index
 from tests.milvus_server import MilvusServer, free_port
 
 build = MilvusHook.build_client_config
@@ -247,6 +247,31 @@ def test_permanent_errors_are_not_retried(milvus_conn, capfd):
     assert not isinstance(err.value, (MilvusUnavailableError, MilvusAuthenticationError))
     assert not _retry_lines(capfd)
     hook.close()
+
+
+def test_refused_writes_and_alias_conflicts_fail_at_once(milvus_uri, milvus_conn, collection_name, capfd):
+    """Permanent refusals are MilvusInputError on the first attempt. Milvus Lite answers an alias
+    conflict with code 1, which the retry policy would otherwise count as transient."""
+    other, alias = f"{collection_name}_b", f"{collection_name}_live"
+    make_collection(milvus_uri, collection_name, rows=5)
+    make_collection(milvus_uri, other, rows=0)
+    with MilvusHook(milvus_conn, retry_attempts=5) as hook:
+        hook.list_collections()
+        capfd.readouterr()
+        wrong_dim = {"id": 1, "vec": [0.1] * (DIM + 3), "year": 1, "title": "x"}  # refused by the server
+        with pytest.raises(MilvusInputError, match=f"rejected insert of 1 rows into '{collection_name}': .*dim"):
+            hook.write_rows(collection_name, [wrong_dim])
+        no_year = {"id": 2, "vec": [0.1] * DIM, "title": "x"}  # refused by pymilvus before sending
+        with pytest.raises(MilvusInputError, match="rejected upsert of 1 rows.*`year`"):
+            hook.write_rows(collection_name, [no_year], mode="upsert")
+        hook.create_alias(alias, collection_name)
+        with pytest.raises(MilvusInputError, match=f"Milvus refused create_alias\\('{alias}' -> '{other}'\\)"):
+            hook.create_alias(alias, other)
+        assert hook.describe_alias(alias) == collection_name and hook.list_aliases(collection_name) == [alias]
+        assert hook.describe_alias(f"{alias}_none") is None
+        hook.drop_alias(alias)
+        assert hook.row_count(collection_name) == 5
+    assert not _retry_lines(capfd)
 
 
 def test_secrets_are_redacted(monkeypatch):

@@ -70,6 +70,20 @@ def build_client_config(
     return config
 
 
+def secrets_in(config: dict[str, Any]) -> list[str]:
+    """The values of a client config that must never be shown: password, token, URI password."""
+    found = [config.get("password"), config.get("token")]
+    if not is_lite_uri(config["uri"]):
+        found.append(urlsplit(config["uri"]).password)
+    return [secret for secret in found if secret]
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
 def is_lite_uri(uri: str) -> bool:
     return "://" not in uri and not uri.startswith("unix:")
 

@@ -10,7 +10,6 @@ import fnmatch
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 from airflow.exceptions import AirflowNotFoundException
 from airflow.sdk import BaseHook
@@ -23,8 +22,10 @@ from airflow_milvus.errors import (
     MilvusUnavailableError,
 )
 from airflow_milvus.hooks import connection
+from airflow_milvus.hooks.aliases import MilvusAliasMixin
 from airflow_milvus.hooks.connection import DEFAULT_PORT, DEFAULT_TIMEOUT, build_client_config, default_lite_path  # noqa: F401  (public names)
-from airflow_milvus.index_specs import is_vector_field, spec_from_description
+from airflow_milvus.hooks.indexes import MilvusIndexMixin
+from airflow_milvus.index_specs import is_vector_field
 from airflow_milvus.milvus_rules import is_lite_version
 from airflow_milvus.retry import RetryPolicy, call_with_retry, error_message, is_auth_failure
 from airflow_milvus.validation import is_glob, validate_name
@@ -37,7 +38,7 @@ T = TypeVar("T")
 SKIP_MISSING_COLLECTIONS = Fix("missing_collection_ok", True, purpose="to skip it")
 
 
-class MilvusHook(BaseHook):
+class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, BaseHook):
     """Interact with Milvus (a server, Zilliz Cloud, or embedded Milvus Lite).
 
     Every call goes through the provider's retry policy: transient faults are retried with
@@ -109,12 +110,7 @@ class MilvusHook(BaseHook):
 
     @cached_property
     def _secrets(self) -> list[str]:
-        cfg = self.client_config
-        secrets = [cfg.get("password"), cfg.get("token")]
-        parts = urlsplit(cfg["uri"]) if not self.is_lite else None
-        if parts is not None and parts.password:
-            secrets.append(parts.password)
-        found = [s for s in secrets if s]
+        found = connection.secrets_in(self.client_config)
         try:
             from airflow.sdk.log import mask_secret
 
@@ -125,9 +121,7 @@ class MilvusHook(BaseHook):
         return found
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return connection.redact(text, self._secrets)
 
     def port_open(self) -> bool:
         """Whether the server's TCP port accepts connections (False for Milvus Lite)."""
@@ -299,89 +293,9 @@ class MilvusHook(BaseHook):
     def release_collection(self, collection_name: str) -> None:
         self.call(f"release_collection({collection_name})", lambda c: c.release_collection(collection_name, **self._kw))
 
-    # ------------------------------------------------------------------ indexes
-    def list_index_specs(self, collection_name: str, field_name: str | None = None) -> list[dict[str, Any]]:
-        """Every index of the collection (of one field if given) as a JSON-safe spec."""
-        names = self.call(
-            f"list_indexes({collection_name})",
-            lambda c: c.list_indexes(collection_name, field_name=field_name or "", **self._kw),
-        )
-        specs = []
-        for name in names:
-            spec = self.get_index_spec(collection_name, name)
-            if spec is not None and (field_name is None or spec["field_name"] == field_name):
-                specs.append(spec)
-        return specs
-
-    def _describe_index(self, collection_name: str, index_name: str) -> dict[str, Any] | None:
-        from pymilvus import MilvusException
-
-        lite = self.flavour == "lite"  # read before the call: on first use it is an RPC with its own retries
-
-        def describe(c: MilvusClient) -> dict[str, Any] | None:
-            # Milvus Lite answers an unknown name with "multiple indexes" or with another index.
-            if lite and index_name not in c.list_indexes(collection_name, **self._kw):
-                return None
-            try:
-                return c.describe_index(collection_name, index_name, **self._kw) or None
-            except MilvusException as exc:
-                if "not found" in str(exc.message).lower() or "not exist" in str(exc.message).lower():
-                    return None
-                raise
-
-        return self.call(f"describe_index({collection_name}.{index_name})", describe)
-
-    def get_index_spec(self, collection_name: str, index_name: str) -> dict[str, Any] | None:
-        desc = self._describe_index(collection_name, index_name)
-        return spec_from_description(collection_name, desc) if desc else None
-
-    def index_build_status(self, collection_name: str, index_name: str) -> dict[str, Any]:
-        """Build progress: state, indexed_rows, total_rows, pending_index_rows, fail_reason."""
-        desc = self._describe_index(collection_name, index_name)
-        if not desc:
-            return {"state": "NotExist", "indexed_rows": 0, "total_rows": 0, "pending_index_rows": 0, "fail_reason": ""}
-        status = {
-            "state": str(desc.get("state", "")),
-            "indexed_rows": int(desc.get("indexed_rows") or 0),
-            "total_rows": int(desc.get("total_rows") or 0),
-            "pending_index_rows": int(desc.get("pending_index_rows") or 0),
-            "fail_reason": str(desc.get("index_state_fail_reason") or ""),
-        }
-        if status["state"] == "Failed" and not status["fail_reason"]:
-            status["fail_reason"] = self._index_fail_reason(collection_name, index_name)
-        return status
-
-    def _index_fail_reason(self, collection_name: str, index_name: str) -> str:
-        # MilvusClient.describe_index drops the fail reason; the handler still has it.
-        try:
-            handler = self.get_conn()._get_connection()
-            _, reason = handler.get_index_state(collection_name, index_name, timeout=self.timeout)
-            return str(reason or "")
-        except Exception as exc:
-            return f"(fail reason unavailable: {error_message(exc)})"
-
-    def drop_index(self, collection_name: str, index_name: str) -> None:
-        self.call(
-            f"drop_index({collection_name}.{index_name})",
-            lambda c: c.drop_index(collection_name, index_name, **self._kw),
-        )
-
-    def create_index(self, spec: dict[str, Any]) -> None:
-        """Start building the index described by ``spec`` and return without waiting."""
-
-        def create(c: MilvusClient) -> None:
-            params = c.prepare_index_params()
-            extra: dict[str, Any] = {"params": dict(spec.get("params") or {})}
-            if spec.get("metric_type"):
-                extra["metric_type"] = spec["metric_type"]
-            params.add_index(spec["field_name"], index_type=spec["index_type"], index_name=spec.get("index_name") or "", **extra)
-            c.create_index(spec["collection_name"], params, sync=False, timeout=int(self.timeout), retry_times=2)
-
-        self.call(f"create_index({spec['collection_name']}.{spec['field_name']})", create)
-        if self.is_lite:  # Lite does not report build params: record them for snapshots, whoever builds
-            from airflow_milvus import snapshots
-
-            snapshots.record_built(self.milvus_conn_id, [spec])
+    def drop_collection(self, collection_name: str) -> None:
+        validate_name(collection_name, "collection name")
+        self.call(f"drop_collection({collection_name})", lambda c: c.drop_collection(collection_name, **self._kw))
 
     # ------------------------------------------------------------------ data
     def row_count(self, collection_name: str) -> int:
@@ -391,112 +305,21 @@ class MilvusHook(BaseHook):
     def flush(self, collection_name: str) -> None:
         self.call(f"flush({collection_name})", lambda c: c.flush(collection_name, **self._kw))
 
-    # ---- workflows (ingest, aliases)
     def write_rows(self, collection_name: str, rows: list[dict[str, Any]], *, mode: str = "insert") -> int:
-        """Insert or upsert one batch under the retry policy; returns the rows Milvus took.
-
-        pymilvus rejects bad rows client-side with code 1, which the retry policy counts as
-        transient, so they are returned out of the retry loop and raised as MilvusInputError.
-        """
-        from pymilvus.exceptions import DataNotMatchException, ParamError
-
-        def write(c: MilvusClient) -> int | Exception:
-            try:
-                result = getattr(c, mode)(collection_name, rows, timeout=self.timeout)
-            except (DataNotMatchException, ParamError) as exc:
-                return exc
-            return int(result.get(f"{mode}_count", len(rows)))
-
-        written = self.call(f"{mode}({collection_name}, {len(rows)} rows)", write)
-        if isinstance(written, Exception):
-            raise MilvusInputError(error_message(written)) from written
-        return written
-
-    def collection_fields(self, collection_name: str) -> list[tuple]:
-        """Comparable field signatures: (name, type, dim, max_length, is_primary)."""
-        out = []
-        for f in self.describe_collection(collection_name)["fields"]:
-            params = f.get("params") or {}
-            kind = getattr(f["type"], "name", str(f["type"]))
-            out.append((f["name"], kind, params.get("dim"), params.get("max_length"), bool(f.get("is_primary"))))
-        return out
-
-    def clone_collection_schema(self, source: str, target: str) -> bool:
-        """Create ``target`` with the schema of ``source`` (no data, no indexes).
-
-        True when created; False when ``target`` already exists with the same schema.
-        """
-        from pymilvus import CollectionSchema
-
-        validate_name(target, "collection name")
-        if self.has_collection(target):
-            if self.collection_fields(target) != self.collection_fields(source):
-                raise MilvusInputError(
-                    f"Collection {target!r} exists with a schema different from {source!r}; drop it "
-                    "or pick another name for the new collection."
-                )
-            return False
-        desc = self.describe_collection(source)
-        schema = CollectionSchema.construct_from_dict(desc)
-        extra = {k: desc[k] for k in ("num_shards", "consistency_level") if desc.get(k) is not None}
-        self.call(
-            f"create_collection({target} like {source})",
-            lambda c: c.create_collection(target, schema=schema, **extra, **self._kw),
-        )
-        return True
-
-    def describe_alias(self, alias: str) -> str | None:
-        """The collection ``alias`` points at, or None if there is no such alias."""
+        """Insert or upsert one batch; returns the rows Milvus took. A rejected batch (pymilvus's
+        own checks or the server's) raises MilvusInputError: it is permanent, never retried."""
         from pymilvus import MilvusException
 
-        validate_name(alias, "alias")
-
-        def describe(c: MilvusClient) -> str | None:
-            try:
-                return c.describe_alias(alias, **self._kw).get("collection_name") or None
-            except MilvusException as exc:
-                message = str(exc.message).lower()
-                if "not found" in message or "not exist" in message:
-                    return None
-                raise
-
-        return self.call(f"describe_alias({alias})", describe)
-
-    def list_aliases(self, collection_name: str) -> list[str]:
-        result = self.call(f"list_aliases({collection_name})", lambda c: c.list_aliases(collection_name, **self._kw))
-        return sorted(result.get("aliases") or [])
-
-    def _alias_call(self, verb: str, alias: str, collection_name: str) -> None:
-        from pymilvus import MilvusException
-
-        def run(c: MilvusClient) -> Exception | None:
-            try:
-                getattr(c, f"{verb}_alias")(collection_name, alias, **self._kw)
-            except MilvusException as exc:
-                if "alias" in str(exc.message).lower():  # Lite answers conflicts with code 1: no retry
-                    return exc
-                raise
-            return None
-
-        refused = self.call(f"{verb}_alias({alias} -> {collection_name})", run)
-        if refused is not None:
+        try:
+            result = self.call(
+                f"{mode}({collection_name}, {len(rows)} rows)",
+                lambda c: getattr(c, mode)(collection_name, rows, timeout=self.timeout),
+            )
+        except MilvusException as exc:
             raise MilvusInputError(
-                f"Milvus refused {verb}_alias({alias!r} -> {collection_name!r}): {self.redact(error_message(refused))}"
-            ) from refused
-
-    def create_alias(self, alias: str, collection_name: str) -> None:
-        self._alias_call("create", alias, collection_name)
-
-    def alter_alias(self, alias: str, collection_name: str) -> None:
-        """Point an existing alias at another collection, atomically."""
-        self._alias_call("alter", alias, collection_name)
-
-    def drop_alias(self, alias: str) -> None:
-        self.call(f"drop_alias({alias})", lambda c: c.drop_alias(alias, **self._kw))
-
-    def drop_collection(self, collection_name: str) -> None:
-        validate_name(collection_name, "collection name")
-        self.call(f"drop_collection({collection_name})", lambda c: c.drop_collection(collection_name, **self._kw))
+                f"Milvus rejected {mode} of {len(rows)} rows into {collection_name!r}: {self.redact(error_message(exc))}"
+            ) from exc
+        return int(result.get(f"{mode}_count", len(rows)))
 
 
 __all__ = ["MilvusHook", "MilvusProviderError", "default_lite_path"]
