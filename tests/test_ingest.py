@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 
 import pytest
 
@@ -80,32 +79,17 @@ def test_plain_insert_with_auto_id_duplicates_on_rerun(milvus_conn, milvus_uri, 
         ingest(milvus_conn, collection_name, [{"id": 1, "vec": rows[0]["vec"]}])
 
 
-@pytest.mark.parametrize(
-    ("bad", "message"),
-    [
-        ("missing", r"lacks field\(s\) year"),
-        ("dimension", rf"field 'vec': vector has dimension {DIM - 1}, the collection expects {DIM}"),
-        ("type", r"field 'year': expected an integer \(INT64\), got str"),
-        ("unknown", r"has field 'colour', which the collection does not have"),
-        ("too_long", r"field 'title': string of 200 characters exceeds max_length 128"),
-    ],
-)
-def test_bad_row_names_batch_row_and_what_was_written(milvus_conn, milvus_uri, collection_name, bad, message):
+def test_bad_row_names_batch_row_and_what_was_written(milvus_conn, milvus_uri, collection_name):
+    """How a bad row stops the ingest; what makes a row bad is test_row_checks' table."""
     make_collection(milvus_uri, collection_name, rows=0)
-    broken = {
-        "missing": {k: v for k, v in row(27).items() if k != "year"},
-        "dimension": row(27, vec=[0.5] * (DIM - 1)),
-        "type": row(27, year="1999"),
-        "unknown": row(27, colour="red"),
-        "too_long": row(27, title="x" * 200),
-    }[bad]
-    rows = [row(i) for i in range(27)] + [broken] + [row(i) for i in range(28, 40)]
+    rows = [row(i) for i in range(27)] + [row(27, vec=[0.5] * (DIM - 1))] + [row(i) for i in range(28, 40)]
     with pytest.raises(MilvusInputError) as err:
         ingest(milvus_conn, collection_name, rows, batch_size=10, mode="upsert")
     text = str(err.value)
     assert f"Ingest into {collection_name!r}: batch 3, row 27 (index 7 in the batch)" in text
+    assert f"field 'vec': vector has dimension {DIM - 1}, the collection expects {DIM}" in text
     assert "Already written: 20 rows in 2 batches (re-running is safe (upsert))" in text
-    assert re.search(message, text), text
+    assert text.endswith("Fix the data and re-run.")
     assert count(milvus_uri, collection_name) == 20  # the bad batch was not sent
 
 
