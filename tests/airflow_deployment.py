@@ -25,12 +25,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from tests.airflow_api import AirflowApi, DagRun
+from tests.airflow_home import migrated_database
 from tests.milvus_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,7 +177,7 @@ class AirflowDeployment(AirflowApi):
                 (self.dags_folder / path.name).symlink_to(path)
             for name, source in self.extra_dags.items():
                 (self.dags_folder / name).write_text(source)
-        shutil.copyfile(_migrated_database(), self.home / "airflow.db")
+        shutil.copyfile(migrated_database(), self.home / "airflow.db")
         if self._redis_port:
             self._spawn("redis", ["redis-server", "--port", str(self._redis_port), "--bind", "127.0.0.1",
                                   "--dir", str(self.home), "--save", "", "--appendonly", "no"])
@@ -302,24 +302,6 @@ class AirflowDeployment(AirflowApi):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Airflow deployment: no {what} in time.\n{self.component_log(log_of)}")
             time.sleep(0.5)
-
-
-_TEMPLATE: Path | None = None
-
-
-def _migrated_database() -> Path:
-    """A freshly migrated sqlite metadata DB, made once per process and copied per deployment
-    (a migration costs ~15 s on two busy cores)."""
-    global _TEMPLATE
-    if _TEMPLATE is None or not _TEMPLATE.exists():
-        home = Path(tempfile.mkdtemp(prefix="airflow-template-"))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        env.update(AIRFLOW_HOME=str(home), AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
-                   AIRFLOW__CORE__LOAD_EXAMPLES="False")
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
-                       env=env, timeout=300)
-        _TEMPLATE = home / "airflow.db"
-    return _TEMPLATE
 
 
 def _killpg(pid: int, sig: int) -> None:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import shutil
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -29,22 +28,13 @@ os.environ.update(
 
 import pytest  # noqa: E402
 
+from tests.airflow_home import migrated_database  # noqa: E402
 from tests.milvus_server import MilvusServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 
-
-def _migrate() -> None:
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True,
-        capture_output=True,
-        env=os.environ.copy(),
-    )
-
-
-_migrate()
+shutil.copyfile(migrated_database(), _HOME / "airflow.db")  # a migration per xdist worker cost ~15 s each
 
 
 @pytest.fixture(scope="session")
