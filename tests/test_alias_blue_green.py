@@ -103,6 +103,7 @@ class AliasProbe:
             self.failures.append(f"{type(exc).__name__}: {exc}")
 
 
+@pytest.mark.slow  # a whole example DAG, twice
 def test_blue_green_example_keeps_answering_through_the_alias(milvus_uri, collection_name, monkeypatch):
     shutil.copy(REPO / "example_dags" / "milvus_blue_green_reindex.py", dags_folder())
     monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", conn_env_value(milvus_uri))
@@ -140,6 +141,7 @@ def test_blue_green_example_keeps_answering_through_the_alias(milvus_uri, collec
         assert c.get_load_state(f"{alias}_v2")["state"].name == "Loaded"
 
 
+@pytest.mark.slow  # a whole example DAG, twice
 def test_blue_green_gate_keeps_the_alias_on_the_old_generation_when_the_new_index_is_poor(milvus_uri, collection_name, monkeypatch):
     shutil.copy(REPO / "example_dags" / "milvus_blue_green_reindex.py", dags_folder())
     monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", conn_env_value(milvus_uri))

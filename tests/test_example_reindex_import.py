@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from tests.conftest import REPO, conn_env_value
 from tests.dag_runner import dags_folder, run_dag, xcom
 from tests.helpers import index_summary, live_rows, load_state
 
 
+@pytest.mark.slow  # a whole example DAG, twice
 def test_import_reindex_example_runs_twice(milvus_uri, monkeypatch, collection_name, flavour):
     monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", conn_env_value(milvus_uri))
     path = dags_folder() / "milvus_reindex_import.py"

@@ -54,6 +54,7 @@ def test_params_make_a_trigger_form_and_every_destructive_step_waits_for_approva
     assert {dag.get_task(t).dry_run for t in DESTRUCTIVE} == {False}
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_without_hitl_operators_the_dry_run_param_guards_instead():
     """Airflow before 3.1 (or a standard provider without HITL): simulated by hiding the module."""
     code = f"""
@@ -88,6 +89,7 @@ def test_status_runs_without_approval(runbook, milvus_uri, collection_name):
         assert by_field["vec"]["build"]["state"] == "Finished" and by_field["vec"]["build"]["indexed_rows"] == 50
 
 
+@pytest.mark.slow  # the runbook DAG, twice
 def test_rebuild_with_a_new_type_restores_the_load_state_twice(runbook, milvus_uri, collection_name):
     make_collection(milvus_uri, collection_name, rows=80, indexes=(VECTOR_INDEX, scalar_index(milvus_uri)), load=True)
     conf = {
