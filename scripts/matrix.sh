@@ -12,15 +12,17 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+UV=${UV:-.venv/bin/uv}
+[ -x "$UV" ] || UV=$(command -v uv) || { echo "uv not found: run scripts/test.sh first (it installs the test extra)" >&2; exit 2; }
 LOGS=test-artifacts/matrix
 FAST_TIER="not server and not slow and not browser"
 
 # name             airflow  pymilvus  milvus-lite  tenacity
 COMBINATIONS=(
-  "low              3.1.1    2.6.7     3.1.0        9.0.0"
-  "low-airflow      3.1.1    3.0.2     3.2.2        9.2.1"
+  "low              3.1.3    2.6.10    3.1.0        9.0.0"
+  "low-airflow      3.1.3    3.0.2     3.2.2        9.2.1"
   "mid              3.2.2    2.6.17    3.2.2        9.2.1"
-  "low-clients      3.3.2    2.6.7     3.1.0        9.0.0"
+  "low-clients      3.3.2    2.6.10    3.1.0        9.0.0"
 )
 
 mkdir -p "$LOGS" .venvs
@@ -40,16 +42,16 @@ summary_line() {  # pytest's closing line, e.g. "240 passed, 3 skipped in 95.2s"
 }
 
 install() {  # name airflow pymilvus lite tenacity: a virtualenv with exactly these versions
+  # uv (from the test extra) resolves and installs in seconds where pip takes minutes.
   local name=$1 airflow=$2 pymilvus=$3 lite=$4 tenacity=$5 venv=.venvs/$1 start=$SECONDS constraints=()
   [ -f "ci/constraints-airflow-$airflow.txt" ] && constraints=(-c "ci/constraints-airflow-$airflow.txt")
   {
-    { [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"; } &&
-    "$venv/bin/python" -m pip install -q --upgrade pip &&
-    "$venv/bin/python" -m pip install -q "${constraints[@]}" -r ci/fast-tier.txt "apache-airflow==$airflow" \
+    rm -rf "$venv" && "$UV" venv -q -p "$PY" "$venv" &&
+    VIRTUAL_ENV=$venv "$UV" pip install -q "${constraints[@]}" -r ci/fast-tier.txt "apache-airflow==$airflow" \
       "pymilvus[bulk_writer]==$pymilvus" "milvus-lite==$lite" "tenacity==$tenacity" &&
     # The editable build writes airflow_milvus.egg-info into the work tree: one at a time.
-    flock .venvs/.editable.lock "$venv/bin/python" -m pip install -q --no-deps -e '.[lite,bulk]' &&
-    "$venv/bin/python" -m pip check  # the versions above satisfy what pyproject.toml declares
+    flock .venvs/.editable.lock env VIRTUAL_ENV=$venv "$UV" pip install -q --no-deps -e '.[lite,bulk]' &&
+    VIRTUAL_ENV=$venv "$UV" pip check  # the versions above satisfy what pyproject.toml declares
   } >"$LOGS/$name-install.log" 2>&1
   local rc=$?
   echo "$rc $((SECONDS - start))" >"$LOGS/$name-install.status"
@@ -68,12 +70,10 @@ cli_json() {  # the CLI's --output json must print only JSON, on every Airflow v
   "$venv/bin/python" -m airflow_milvus lite stop "$home/milvus_lite.db" >/dev/null
 }
 
-# Installs mostly wait on downloads: all at once, while the tests below take the CPUs in turn.
 echo "Installing ${#selected[@]} virtualenvs in .venvs/ (logs: $LOGS/<name>-install.log) ..."
 for combination in "${selected[@]}"; do
-  install $combination &
+  install $combination
 done
-wait
 
 rows=()
 failed=0
