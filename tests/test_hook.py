@@ -1,5 +1,6 @@
-"""MilvusHook against Milvus Lite and the real server: connection mapping, test_connection,
-index helpers, and retries across a server restart."""
+"""MilvusHook against Milvus Lite and the real server: which connection it uses, test_connection,
+the wrappers, and retries (an unreachable server, a restart, permanent refusals). The pure
+connection mapping is tested in test_connection_mapping.py."""
 
 from __future__ import annotations
 
@@ -9,58 +10,13 @@ import time
 import pytest
 
 from airflow_milvus.errors import MilvusAuthenticationError, MilvusInputError, MilvusUnavailableError
-from airflow_milvus.hooks.milvus import DEFAULT_TIMEOUT, MilvusHook, default_lite_path
-from tests.conftest import conn_env_value
+from airflow_milvus.hooks.milvus import MilvusHook
+from tests.conftest import set_connection
 from tests.helpers import DIM, VECTOR_INDEX, make_collection, scalar_index
 from tests.milvus_server import MilvusServer, free_port
 
-build = MilvusHook.build_client_config
 
-
-# ---------------------------------------------------------------- connection mapping
-def test_uri_extra_wins_over_host():
-    cfg = build(host="ignored", port=1, extra={"uri": "https://in01.zillizcloud.com:19538", "token": "tok"})
-    assert cfg == {"uri": "https://in01.zillizcloud.com:19538", "token": "tok", "timeout": DEFAULT_TIMEOUT}
-
-
-def test_uri_built_from_host_port_schema():
-    assert build(host="milvus.internal")["uri"] == "http://milvus.internal:19530"
-    assert build(host="milvus.internal", port=443, schema="https")["uri"] == "https://milvus.internal:443"
-    assert build(host="h", extra={"secure": "true"})["uri"] == "https://h:19530"
-
-
-def test_login_password_db_and_string_extras_are_coerced(tmp_path):
-    pem = tmp_path / "server.pem"
-    pem.write_text("x")
-    cfg = build(
-        host="h", login="root", password="Milvus",
-        extra={"db_name": "prod", "secure": "True", "server_pem_path": str(pem), "server_name": "localhost",
-               "timeout": "12.5"},
-    )
-    assert cfg == {"uri": "https://h:19530", "user": "root", "password": "Milvus", "db_name": "prod", "secure": True,
-                   "server_pem_path": str(pem), "server_name": "localhost", "timeout": 12.5}
-
-
-def test_mtls_paths_and_prefixed_extras(tmp_path):
-    paths = {}
-    for key in ("client_pem_path", "client_key_path", "ca_pem_path"):
-        (tmp_path / key).write_text("x")
-        paths[f"extra__milvus__{key}"] = str(tmp_path / key)
-    cfg = build(host="h", extra={**paths, "secure": False})
-    assert cfg["client_pem_path"].endswith("client_pem_path") and cfg["secure"] is False
-    assert cfg["ca_pem_path"].endswith("ca_pem_path")
-
-
-def test_lite_path_is_made_absolute(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert build(extra={"uri": "./milvus.db"})["uri"] == str(tmp_path / "milvus.db")
-
-
-def test_no_host_no_uri_means_embedded_lite(monkeypatch, tmp_path):
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
-    assert build()["uri"] == str(tmp_path / "milvus_lite.db") == default_lite_path()
-
-
+# ---------------------------------------------------------------- which connection
 def test_missing_default_connection_falls_back_to_lite(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     monkeypatch.delenv("AIRFLOW_CONN_MILVUS_DEFAULT", raising=False)
@@ -76,27 +32,10 @@ def test_missing_named_connection_raises():
         MilvusHook("no_such_conn_xyz").client_config
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"extra": {"uri": "ftp://h:1"}}, "scheme 'ftp' is not supported"),
-        ({"extra": {"uri": "milvus-data"}}, "neither an http"),
-        ({"host": "h", "schema": "grpc"}, "schema 'grpc' is not supported"),
-        ({"host": "h", "extra": {"secure": "maybe"}}, "not a boolean"),
-        ({"host": "h", "extra": {"timeout": "soon"}}, "not a number"),
-        ({"host": "h", "extra": {"timeout": "-1"}}, "greater than 0"),
-        ({"host": "h", "extra": {"ca_pem_path": "/nonexistent/ca.pem"}}, "not a file"),
-    ],
-)
-def test_bad_connection_settings(kwargs, match):
-    with pytest.raises(MilvusInputError, match=match):
-        build(**kwargs)
-
-
 def test_lite_path_in_missing_directory(monkeypatch, tmp_path):
-    monkeypatch.setenv("AIRFLOW_CONN_BADLITE", conn_env_value(str(tmp_path / "nope" / "m.db")))
+    conn = set_connection(monkeypatch, str(tmp_path / "nope" / "m.db"))
     with pytest.raises(MilvusInputError, match="does not exist. Create it"):
-        MilvusHook("badlite").get_conn()
+        MilvusHook(conn).get_conn()
     assert not (tmp_path / "nope").exists()
 
 
@@ -107,35 +46,18 @@ def test_test_connection_succeeds_with_version(milvus_conn, flavour):
     assert ("v2.3.5" if flavour == "server" else "milvus_lite") in message
 
 
-def test_test_connection_unreachable(monkeypatch):
-    port = free_port()
-    monkeypatch.setenv("AIRFLOW_CONN_DOWN", conn_env_value(f"http://127.0.0.1:{port}", timeout=2))
-    started = time.monotonic()
-    ok, message = MilvusHook("down", retry_attempts=2, retry_max_wait=2).test_connection()
-    assert not ok
-    assert "Cannot reach Milvus" in message and str(port) in message
-    assert "authentication" not in message.lower()
-    assert time.monotonic() - started < 60  # bounded, not pymilvus's ~210 s loop
-
-
-
 @pytest.mark.server
 def test_test_connection_auth(auth_server, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_GOOD", conn_env_value(auth_server.uri, token="root:Milvus"))
-    ok, message = MilvusHook("good").test_connection()
+    """Good credentials connect; a wrong password is reported as such, without the password.
+    (A call with a wrong password is test_security's: one attempt, MilvusAuthenticationError.)"""
+    ok, message = MilvusHook(set_connection(monkeypatch, auth_server.uri, token="root:Milvus")).test_connection()
     assert ok, message
 
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BADPW",
-        '{"conn_type": "milvus", "login": "root", "password": "wrong-pw-123", "extra": {"uri": "%s", "timeout": 5}}'
-        % auth_server.uri,
-    )
-    started = time.monotonic()
-    ok, message = MilvusHook("badpw").test_connection()
+    wrong = set_connection(monkeypatch, auth_server.uri, login="root", password="wrong-pw-123", timeout=5)
+    ok, message = MilvusHook(wrong).test_connection()
     assert not ok
     assert "authentication failed" in message.lower() and "unavailable" not in message.lower()
     assert "wrong-pw-123" not in message
-    assert time.monotonic() - started < 30  # refused credentials are not retried
 
 
 # ---------------------------------------------------------------- index helpers
@@ -177,16 +99,21 @@ def _retry_lines(capfd) -> list[str]:
 
 
 def test_unreachable_server_fails_within_bound(monkeypatch, capfd):
-    monkeypatch.setenv("AIRFLOW_CONN_DOWN2", conn_env_value(f"http://127.0.0.1:{free_port()}", timeout=2))
-    hook = MilvusHook("down2", retry_attempts=3, retry_max_wait=6)
-    started = time.monotonic()
+    """A closed port: a call retries within its bound, then says the server is unavailable;
+    the connection test (the UI's Test button) says so after one attempt."""
+    port = free_port()
+    hook = MilvusHook(set_connection(monkeypatch, f"http://127.0.0.1:{port}", timeout=2), retry_attempts=3, retry_max_wait=6)
     with pytest.raises(MilvusUnavailableError) as err:
         hook.list_collections()
-    elapsed = time.monotonic() - started
     assert "after 3 attempts" in str(err.value) and "bound: 3 attempts within 6s" in str(err.value)
-    assert elapsed < 6 + 3 * 2 + 20  # budget + per-call timeouts + slack, far below ~210 s
     retries = _retry_lines(capfd)
     assert len(retries) == 2 and "attempt 1/3" in retries[0]
+
+    ok, message = hook.test_connection()
+    assert not ok
+    assert "Cannot reach Milvus" in message and str(port) in message
+    assert "authentication" not in message.lower()
+    assert not _retry_lines(capfd)
 
 
 @pytest.mark.server
@@ -195,8 +122,7 @@ def test_call_survives_server_restart(tmp_path, monkeypatch, capfd):
     server.start()
     try:
         make_collection(server.uri, "survivor", rows=50)
-        monkeypatch.setenv("AIRFLOW_CONN_RESTART", conn_env_value(server.uri, timeout=5))
-        hook = MilvusHook("restart", retry_attempts=30, retry_max_wait=240)
+        hook = MilvusHook(set_connection(monkeypatch, server.uri, timeout=5), retry_attempts=30, retry_max_wait=240)
         assert "survivor" in hook.list_collections()
         server.stop()
         threading.Timer(3, server.start).start()
@@ -274,11 +200,7 @@ def test_refused_writes_and_alias_conflicts_fail_at_once(milvus_uri, milvus_conn
     assert not _retry_lines(capfd)
 
 
-def test_secrets_are_redacted(monkeypatch):
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SECRET",
-        '{"conn_type": "milvus", "login": "u", "password": "pw-s3cret", "extra": {"uri": "http://u:uri-s3cret@h:1", "token": "tok-s3cret"}}',
-    )
-    hook = MilvusHook("secret")
-    text = hook.redact("pw-s3cret tok-s3cret http://u:uri-s3cret@h:1")
+def test_hook_redacts_its_connection_secrets(monkeypatch):
+    conn = set_connection(monkeypatch, "http://u:uri-s3cret@h:1", login="u", password="pw-s3cret", token="tok-s3cret")
+    text = MilvusHook(conn).redact("pw-s3cret tok-s3cret http://u:uri-s3cret@h:1")
     assert "s3cret" not in text and text.count("***") == 3
