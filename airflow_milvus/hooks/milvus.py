@@ -1,5 +1,9 @@
 """MilvusHook: the one place that talks to Milvus.
 
+It owns the client, ``call`` (the retry policy), ``test_connection`` and the collection and data
+wrappers; the index and alias wrappers are mixed in from ``hooks/indexes.py`` and
+``hooks/aliases.py``. Connection mapping, secrets and diagnostics are pure, in ``hooks/connection.py``.
+
 pymilvus is imported inside methods only: importing it costs ~0.6 s CPU and ~100 MiB,
 which would otherwise land on every DAG parse.
 """
