@@ -9,6 +9,7 @@ import pytest
 
 from airflow_milvus.errors import MilvusIndexBuildError
 from airflow_milvus.hooks.milvus import MilvusHook
+from airflow_milvus.sensors.index import MilvusIndexBuiltSensor
 from airflow_milvus.triggers.index import MilvusIndexBuiltTrigger
 from tests.helpers import make_collection
 
@@ -107,11 +108,11 @@ def test_polling_does_not_block_the_event_loop(monkeypatch):
     assert seen_during_poll and seen_during_poll[0] > 0
 
 
-def test_sensor_raises_on_failed_build(stub_hook):
-    from airflow_milvus.sensors.index import MilvusIndexBuiltSensor
-
-    stub_hook.states = [{"state": "Failed", "fail_reason": "bad params"}]
+def test_sensor_raises_on_failed_build():
+    # No stub_hook fixture: a module first imported while MilvusHook is patched would keep the stub
+    # for the rest of the session (the sensor test of test_operators_index then met it in CI).
+    _Stub.states = [{"state": "Failed", "fail_reason": "bad params"}]
     sensor = MilvusIndexBuiltSensor(task_id="s", collection_name="c", index_name="v")
-    sensor.hook = stub_hook()  # overrides the cached property
+    sensor.hook = _Stub()  # overrides the cached property
     with pytest.raises(MilvusIndexBuildError, match="bad params"):
         sensor.poke({})
