@@ -5,7 +5,6 @@ connection mapping is tested in test_connection_mapping.py."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -120,19 +119,21 @@ def test_unreachable_server_fails_within_bound(monkeypatch, capfd):
 def test_call_survives_server_restart(tmp_path, monkeypatch, capfd):
     server = MilvusServer(tmp_path / "restart")
     server.start()
+    restart = threading.Timer(3, server.start)
     try:
         make_collection(server.uri, "survivor", rows=50)
         hook = MilvusHook(set_connection(monkeypatch, server.uri, timeout=5), retry_attempts=30, retry_max_wait=240)
         assert "survivor" in hook.list_collections()
         server.stop()
-        threading.Timer(3, server.start).start()
+        restart.start()
         capfd.readouterr()
         specs = hook.list_index_specs("survivor")
         assert [s["field_name"] for s in specs] == ["vec"]
         assert _retry_lines(capfd)
         hook.close()
     finally:
-        time.sleep(1)
+        if restart.is_alive():
+            restart.join()  # the hook may get through before start() has finished waiting for readiness
         server.stop()
 
 
