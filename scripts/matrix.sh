@@ -19,10 +19,10 @@ FAST_TIER="not server and not slow and not browser"
 
 # name             airflow  pymilvus  milvus-lite  tenacity
 COMBINATIONS=(
-  "low              3.1.3    2.6.10    3.1.0        9.0.0"
+  "low              3.1.3    2.6.10    3.2.2        9.0.0"
   "low-airflow      3.1.3    3.0.2     3.2.2        9.2.1"
   "mid              3.2.2    2.6.17    3.2.2        9.2.1"
-  "low-clients      3.3.2    2.6.10    3.1.0        9.0.0"
+  "low-clients      3.3.2    2.6.10    3.2.2        9.0.0"
 )
 
 mkdir -p "$LOGS" .venvs
@@ -33,8 +33,8 @@ for combination in "${COMBINATIONS[@]}"; do
   if [ $# -eq 0 ] || [[ " $* " =~ " $name " ]]; then selected+=("$combination"); fi
 done
 
-installed() {  # the version pip reports for a package in a virtualenv
-  "$1/bin/python" -m pip show "$2" 2>/dev/null | sed -n 's/^Version: //p'
+installed() {  # the installed version of a package in a virtualenv
+  "$1/bin/python" -c 'import sys, importlib.metadata as m; print(m.version(sys.argv[1]))' "$2" 2>/dev/null
 }
 
 summary_line() {  # pytest's closing line, e.g. "240 passed, 3 skipped in 95.2s"
