@@ -14,6 +14,8 @@ import pytest
 
 from tests.helpers import VECTOR_INDEX, index_summary, is_lite, load_state, make_collection, scalar_index
 
+pytestmark = pytest.mark.slow  # every case runs `airflow` or `python -m airflow_milvus` subprocesses
+
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 # Providers can add `airflow` sub-commands from Airflow 3.2 on; before, `python -m airflow_milvus` serves.
 PROVIDER_CLI = tuple(int(p) for p in version("apache-airflow-core").split(".")[:2]) >= (3, 2)
