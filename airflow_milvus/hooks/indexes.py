@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_milvus.errors import MilvusProviderError
 from airflow_milvus.index_specs import spec_from_description
 from airflow_milvus.retry import error_message
 
@@ -31,7 +32,11 @@ class MilvusIndexMixin:
     def _describe_index(self, collection_name: str, index_name: str) -> dict[str, Any] | None:
         from pymilvus import MilvusException
 
-        lite = self.flavour == "lite"  # read before the call: on first use it is an RPC with its own retries
+        what = f"describe_index({collection_name}.{index_name})"
+        try:
+            lite = self.flavour == "lite"  # read before the call: on first use it is an RPC with its own retries
+        except MilvusProviderError as exc:  # say what the version was read for, naming the collection
+            raise type(exc)(f"{what}: {exc.facts}", fixes=exc.fixes) from exc
 
         def describe(c: MilvusClient) -> dict[str, Any] | None:
             # Milvus Lite answers an unknown name with "multiple indexes" or with another index.
@@ -44,7 +49,7 @@ class MilvusIndexMixin:
                     return None
                 raise
 
-        return self.call(f"describe_index({collection_name}.{index_name})", describe)
+        return self.call(what, describe)
 
     def get_index_spec(self, collection_name: str, index_name: str) -> dict[str, Any] | None:
         desc = self._describe_index(collection_name, index_name)
