@@ -177,6 +177,7 @@ def test_a_batch_hit_by_an_outage_is_retried_not_lost(milvus_server, collection_
     assert count(milvus_server.uri, collection_name) == 150
 
 
+@pytest.mark.slow  # a whole example DAG, twice
 def test_reindex_example_reloads_through_the_ingest_operator_twice(milvus_uri, collection_name, monkeypatch):
     import shutil
 
