@@ -90,7 +90,7 @@ for combination in "${selected[@]}"; do
   fi
   start=$SECONDS
 
-  "$venv/bin/python" -m pytest -m "$FAST_TIER" -n 2 -q -p no:cacheprovider >"$LOGS/$name-tests.log" 2>&1
+  "$venv/bin/python" -m pytest -m "$FAST_TIER" -n 3 -q -p no:cacheprovider >"$LOGS/$name-tests.log" 2>&1
   tests_rc=$?
   tests=$(summary_line "$LOGS/$name-tests.log")
   [ $tests_rc -eq 0 ] || { tests="FAIL: ${tests:-exit $tests_rc}"; failed=1; }

@@ -50,6 +50,7 @@ def assert_clean(*procs: subprocess.CompletedProcess) -> None:
         assert LOGGING_ERROR not in output, output[output.index(LOGGING_ERROR) :][:3000]
 
 
+@pytest.mark.slow  # three fresh interpreters
 def test_hook_and_cli_processes_on_lite_exit_without_logging_errors(lite_uri, collection_name):
     env = {**os.environ, "AIRFLOW_CONN_CLEAN_EXIT": conn_env_value(lite_uri), "PYTHONPATH": str(REPO)}
     hook = run([sys.executable, "-c", HOOK_SCRIPT, collection_name], env)
