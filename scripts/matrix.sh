@@ -121,5 +121,5 @@ echo "CLI: --output json of python -m airflow_milvus, and of airflow milvus from
   echo "combination|airflow|pymilvus|milvus-lite|tenacity|fast tier|demo|CLI json|install|tests+demo"
   printf '%s\n' "${rows[@]}"
 } | column -t -s '|'
-echo "matrix wall time: $((SECONDS - matrix_start))s (installs in parallel, then each combination in turn)"
+echo "matrix wall time: $((SECONDS - matrix_start))s (installs first, then each combination in turn)"
 exit $failed
