@@ -197,7 +197,7 @@ def count_rows(item: list[str]) -> int | None:
 def check_rows(item: list[str], checker, *, limit: int | None, collection_name: str) -> int:
     """Check the item's first ``limit`` rows (all with None) against the collection schema.
 
-    ``checker`` is the ingest operator's RowChecker. Returns the rows checked."""
+    ``checker`` is a ``row_checks.RowChecker``. Returns the rows checked."""
     checked = 0
     for batch in read_rows(item, limit=limit):
         for row in batch:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from unittest import mock
 
 from tests.conftest import milvus_client
@@ -60,13 +58,3 @@ def run_recorded(dag_id: str, **kw):
     with mock.patch.object(supervisor, "run_task_in_process", recording):
         dr, tis = run_dag(dag_id, **kw)
     return dr, tis, errors
-
-
-def conn_json(uri: str, **extra) -> str:
-    return json.dumps({"conn_type": "milvus", "extra": {"uri": uri, **extra}})
-
-
-def new_conn(monkeypatch, uri: str, **extra) -> str:
-    conn_id = f"milvus_{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_json(uri, **extra))
-    return conn_id

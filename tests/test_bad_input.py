@@ -14,10 +14,11 @@ from airflow_milvus.hooks.milvus import MilvusHook
 from airflow_milvus.operators.collection import MilvusLoadCollectionOperator
 from airflow_milvus.operators.index import MilvusCreateIndexOperator, MilvusDropIndexOperator
 from airflow_milvus.operators.ingest import MilvusIngestOperator
+from tests.conftest import set_connection
 from tests.dag_runner import write_dag
 from tests.helpers import DIM, VECTOR_INDEX, make_collection, row_count, scalar_index
 from tests.milvus_server import free_port
-from tests.reliability import index_definitions, new_conn, run_recorded
+from tests.reliability import index_definitions, run_recorded
 
 pytestmark = pytest.mark.server
 FAST = {"retry_attempts": 2, "retry_max_wait": 2}
@@ -35,7 +36,7 @@ def world(milvus_server):
 
 @pytest.fixture
 def conn(world, monkeypatch) -> str:
-    return new_conn(monkeypatch, world, timeout=5)
+    return set_connection(monkeypatch, world, timeout=5)
 
 
 def snapshot(uri):
@@ -137,21 +138,21 @@ with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC
 # ------------------------------------------------------------------ connections
 def _bad_connection(kind, world, monkeypatch, tmp_path, auth_port=None):
     if kind == "bad_scheme":
-        return new_conn(monkeypatch, "ftp://localhost:19530"), MilvusInputError, ["scheme 'ftp' is not supported", "use http:// or https://"]
+        return set_connection(monkeypatch, "ftp://localhost:19530"), MilvusInputError, ["scheme 'ftp' is not supported", "use http:// or https://"]
     if kind == "unreachable_host":
         uri = f"http://127.0.0.1:{free_port()}"
-        return new_conn(monkeypatch, uri, timeout=1), MilvusUnavailableError, ["server unavailable", "Check that the server is running"]
+        return set_connection(monkeypatch, uri, timeout=1), MilvusUnavailableError, ["server unavailable", "Check that the server is running"]
     if kind == "tls_to_plain_server":
-        return new_conn(monkeypatch, world.replace("http://", "https://"), timeout=2), MilvusProviderError, ["TLS"]
+        return set_connection(monkeypatch, world.replace("http://", "https://"), timeout=2), MilvusProviderError, ["TLS"]
     if kind == "missing_ca_file":
-        return new_conn(monkeypatch, world, secure=True, ca_pem_path=str(tmp_path / "nope.pem")), MilvusInputError, ["extra.ca_pem_path", "not a file", "fix the path"]
+        return set_connection(monkeypatch, world, secure=True, ca_pem_path=str(tmp_path / "nope.pem")), MilvusInputError, ["extra.ca_pem_path", "not a file", "fix the path"]
     if kind == "lite_dir_missing":
         path = str(tmp_path / "no" / "such" / "dir" / "books.db")
-        return new_conn(monkeypatch, path), MilvusInputError, ["directory", "does not exist", "Create it"]
+        return set_connection(monkeypatch, path), MilvusInputError, ["directory", "does not exist", "Create it"]
     if kind == "timeout_not_a_number":
-        return new_conn(monkeypatch, world, timeout="soon"), MilvusInputError, ["extra.timeout = 'soon'", "number of seconds"]
+        return set_connection(monkeypatch, world, timeout="soon"), MilvusInputError, ["extra.timeout = 'soon'", "number of seconds"]
     if kind == "wrong_password":
-        conn_id = new_conn(monkeypatch, f"http://localhost:{auth_port}")
+        conn_id = set_connection(monkeypatch, f"http://localhost:{auth_port}")
         import json
 
         monkeypatch.setenv(

@@ -10,7 +10,7 @@ from airflow_milvus import import_files, import_jobs
 from airflow_milvus.compat import conf
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.operators.ingest import RowChecker
+from airflow_milvus.row_checks import RowChecker
 from airflow_milvus.retry import error_message
 from airflow_milvus.validation import validate_name
 
