@@ -18,7 +18,8 @@ import pytest
 
 from tests.dag_runner import write_dag
 from tests.helpers import VECTOR_INDEX, load_state, make_collection, row_count
-from tests.reliability import conn_json, index_definitions
+from tests.conftest import conn_env_value
+from tests.reliability import index_definitions
 
 pytestmark = pytest.mark.server
 
@@ -59,7 +60,7 @@ def test_two_runs_reindex_the_same_collection_at_once(round_, milvus_server, col
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     conn = "milvus_concurrency"
-    env = dict(os.environ, **{f"AIRFLOW_CONN_{conn.upper()}": conn_json(uri, timeout=10)})
+    env = dict(os.environ, **{f"AIRFLOW_CONN_{conn.upper()}": conn_env_value(uri, timeout=10)})
     header = f"CONN = {conn!r}\nCOLLECTION = {collection_name!r}\nBARRIER = {str(barrier)!r}\n"
     dag_ids = [write_dag(header + DAG) for _ in range(2)]
     procs = []
