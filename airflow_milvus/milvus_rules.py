@@ -6,7 +6,7 @@ Pure functions of what the server reported (its version, a load state, a build s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from airflow_milvus.index_specs import is_vector_spec
@@ -24,20 +24,24 @@ def is_lite_version(version: str) -> bool:
     return (version or "").startswith("milvus_lite")
 
 
-def needs_release(specs: Iterable[Mapping[str, Any]], load_state: str, server_version: str) -> bool:
+def needs_release(
+    specs: Iterable[Mapping[str, Any]], load_state: str, server_version: str | Callable[[], str]
+) -> bool:
     """Whether the collection must be released before ``specs`` can be dropped.
 
-    Milvus before 2.6 (and Milvus Lite) refuses any index drop on a loaded collection.
-    Milvus 2.6 relaxed this for scalar indexes; vector indexes still need a release.
+    Every Milvus refuses to drop a vector index from a loaded collection. Before 2.6 (and on
+    Milvus Lite) scalar indexes need a release too; 2.6 relaxed that. ``server_version`` may be
+    a reader: it is called only when the answer depends on it (scalar indexes, loaded).
     """
     if load_state not in ("Loaded", "Loading"):
         return False
     specs = list(specs)
     if not specs:
         return False
-    if is_lite_version(server_version) or parse_version(server_version) < (2, 6):
+    if any(is_vector_spec(s) for s in specs):
         return True
-    return any(is_vector_spec(s) for s in specs)
+    version = server_version() if callable(server_version) else server_version
+    return is_lite_version(version) or parse_version(version) < (2, 6)
 
 
 def build_outcome(status: Mapping[str, Any]) -> str:

@@ -8,7 +8,7 @@ before applying it. The decision tables are in tests/test_planning.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -117,7 +117,7 @@ def plan_collection_drop(
     snapshot: list[Spec],
     *,
     load_state: str,
-    server_version: str,
+    server_version: str | Callable[[], str],
     remembered: list[Mapping[str, Any]] = (),  # type: ignore[assignment]
     field_name: str | None = None,
     index_name: str | None = None,

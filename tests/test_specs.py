@@ -37,6 +37,11 @@ SCALAR = {"collection_name": "c", "field_name": "year", "index_name": "year", "i
 )
 def test_needs_release(specs, state, version, expected):
     assert needs_release(specs, state, version) is expected
+    reads = []
+    assert needs_release(specs, state, lambda: reads.append(version) or version) is expected
+    # The version costs an RPC: read only for scalar indexes on a loaded collection.
+    scalar_only = bool(specs) and not any(s["metric_type"] or s["index_type"] == "HNSW" for s in specs)
+    assert reads == ([version] if scalar_only and state in ("Loaded", "Loading") else [])
 
 
 def test_parse_version():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_milvus.errors import MilvusProviderError
 from airflow_milvus.index_specs import spec_from_description
 from airflow_milvus.retry import error_message
 
@@ -14,42 +13,34 @@ if TYPE_CHECKING:
 
 
 class MilvusIndexMixin:
-    """Mixed into ``MilvusHook``: uses its ``call``, ``_kw``, ``timeout``, ``flavour``, ``is_lite`` and client."""
+    """Mixed into ``MilvusHook``: uses its ``call``, ``_kw``, ``timeout``, ``is_lite`` and client."""
 
     def list_index_specs(self, collection_name: str, field_name: str | None = None) -> list[dict[str, Any]]:
         """Every index of the collection (of one field if given) as a JSON-safe spec."""
-        names = self.call(
-            f"list_indexes({collection_name})",
-            lambda c: c.list_indexes(collection_name, field_name=field_name or "", **self._kw),
-        )
-        specs = []
-        for name in names:
-            spec = self.get_index_spec(collection_name, name)
-            if spec is not None and (field_name is None or spec["field_name"] == field_name):
-                specs.append(spec)
-        return specs
+        return [
+            spec_from_description(collection_name, desc)
+            for desc in self._describe_indexes(collection_name)
+            if field_name is None or desc["field_name"] == field_name
+        ]
+
+    def _describe_indexes(self, collection_name: str) -> list[dict[str, Any]]:
+        """Every index description of the collection, from one DescribeIndex RPC.
+
+        ``MilvusClient.list_indexes`` receives every description and keeps only the names, and
+        ``describe_index`` asks again per name (which Milvus Lite ignores). The client's own
+        handler returns the whole reply, so one read serves listing, describing and build status
+        on both flavours."""
+        from pymilvus.grpc_gen import common_pb2
+
+        def describe_all(c: MilvusClient) -> list[dict[str, Any]]:
+            reply = c._get_connection().list_indexes(collection_name, timeout=self.timeout, context=c._generate_call_context())
+            return [_description(d, common_pb2.IndexState.Name) for d in reply if d.index_name]
+
+        return self.call(f"describe_indexes({collection_name})", describe_all)
 
     def _describe_index(self, collection_name: str, index_name: str) -> dict[str, Any] | None:
-        from pymilvus import MilvusException
-
-        what = f"describe_index({collection_name}.{index_name})"
-        try:
-            lite = self.flavour == "lite"  # read before the call: on first use it is an RPC with its own retries
-        except MilvusProviderError as exc:  # say what the version was read for, naming the collection
-            raise type(exc)(f"{what}: {exc.facts}", fixes=exc.fixes) from exc
-
-        def describe(c: MilvusClient) -> dict[str, Any] | None:
-            # Milvus Lite answers an unknown name with "multiple indexes" or with another index.
-            if lite and index_name not in c.list_indexes(collection_name, **self._kw):
-                return None
-            try:
-                return c.describe_index(collection_name, index_name, **self._kw) or None
-            except MilvusException as exc:
-                if "not found" in str(exc.message).lower() or "not exist" in str(exc.message).lower():
-                    return None
-                raise
-
-        return self.call(what, describe)
+        found = [d for d in self._describe_indexes(collection_name) if d["index_name"] == index_name]
+        return found[0] if found else None
 
     def get_index_spec(self, collection_name: str, index_name: str) -> dict[str, Any] | None:
         desc = self._describe_index(collection_name, index_name)
@@ -102,3 +93,22 @@ class MilvusIndexMixin:
             from airflow_milvus import snapshots
 
             snapshots.record_built(self.milvus_conn_id, [spec])
+
+
+def _description(desc: Any, state_name: Any) -> dict[str, Any]:
+    """One ``IndexDescription`` message as the dict ``MilvusClient.describe_index`` returns."""
+    import json
+
+    info: dict[str, Any] = {kv.key: kv.value for kv in desc.params}
+    if info.get("params"):
+        info["params"] = json.loads(info["params"])
+    info.update(
+        field_name=desc.field_name,
+        index_name=desc.index_name,
+        total_rows=desc.total_rows,
+        indexed_rows=desc.indexed_rows,
+        pending_index_rows=desc.pending_index_rows,
+        state=state_name(desc.state),
+        index_state_fail_reason=desc.index_state_fail_reason,
+    )
+    return info

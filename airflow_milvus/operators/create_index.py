@@ -223,7 +223,7 @@ class MilvusCreateIndexOperator(SnapshotStoreMixin, MilvusAssetEventsMixin, Milv
             outcome.created.append(spec)
             return
         if step.action == "replace":
-            if needs_release(step.existing, hook.get_load_state(collection), hook.server_version):
+            if needs_release(step.existing, hook.get_load_state(collection), lambda: hook.server_version):
                 hook.release_collection(collection)
                 outcome.reload.add(collection)
             self.snapshot_store.remember(step.existing)

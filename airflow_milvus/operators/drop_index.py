@@ -118,13 +118,13 @@ class MilvusDropIndexOperator(SnapshotStoreMixin, MilvusBaseOperator):
     def _plan(self, collection: str, load_state: str | None = None) -> CollectionDrop:
         hook = self.hook
         snapshot = hook.list_index_specs(collection)
-        if hook.flavour == "lite":
+        if not all(s.get("params") for s in snapshot) and hook.flavour == "lite":  # a server reports params
             snapshot = self.snapshot_store.fill_unreported_params(collection, snapshot)
         drop = plan_collection_drop(
             collection,
             snapshot,
             load_state=load_state or hook.get_load_state(collection),
-            server_version=hook.server_version,
+            server_version=lambda: hook.server_version,  # read only if the release rule needs it
             remembered=self.snapshot_store.load(collection),
             field_name=self.field_name,
             index_name=self.index_name,
