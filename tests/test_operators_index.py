@@ -14,17 +14,17 @@ from airflow.sdk import DAG, Param
 from airflow_milvus.operators.index import MilvusDropIndexOperator, MilvusCreateIndexOperator
 from airflow_milvus.operators.collection import MilvusLoadCollectionOperator, MilvusReleaseCollectionOperator
 from airflow_milvus.sensors.index import MilvusIndexBuiltSensor
-with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1), params=PARAMS):
+with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1), params=PARAMS, default_args=DEFAULT_ARGS):
 """
 
 
-def dag_of(tasks: str, conn_id: str, params: dict | None = None) -> str:
-    body = f"CONN = {conn_id!r}\nPARAMS = {params or {}!r}\n" + HEADER + "\n".join("    " + line for line in tasks.strip().splitlines())
+def dag_of(tasks: str, conn_id: str, params: dict | None = None, default_args: dict | None = None) -> str:
+    body = f"CONN = {conn_id!r}\nPARAMS = {params or {}!r}\nDEFAULT_ARGS = {default_args or {}!r}\n" + HEADER + "\n".join("    " + line for line in tasks.strip().splitlines())
     return write_dag(body)
 
 
 def run(tasks: str, conn_id: str, **kw):
-    dag_id = dag_of(tasks, conn_id, kw.pop("params", None))
+    dag_id = dag_of(tasks, conn_id, kw.pop("params", None), kw.pop("default_args", None))
     dr, tis = run_dag(dag_id, **kw)
     return dag_id, dr, tis
 
@@ -258,12 +258,14 @@ def test_deferrable_create_defers_only_when_it_pays(poll_interval, flavour, milv
 
 def test_sensor_waits_and_fails_on_missing_index(milvus_uri, milvus_conn, collection_name, capfd):
     make_collection(milvus_uri, collection_name)
+    # The connection and retry settings come from default_args, as for the operators.
     _, dr, tis = run(
         f'''
-MilvusIndexBuiltSensor(task_id="by_field", milvus_conn_id=CONN, collection_name="{collection_name}", field_name="vec", poke_interval=0.5, timeout=60)
-MilvusIndexBuiltSensor(task_id="deferred", milvus_conn_id=CONN, collection_name="{collection_name}", index_name="vec", deferrable=True, poke_interval=0.5, timeout=60)
-MilvusIndexBuiltSensor(task_id="missing", milvus_conn_id=CONN, collection_name="{collection_name}", index_name="nope", poke_interval=0.5, timeout=30)''',
+MilvusIndexBuiltSensor(task_id="by_field", collection_name="{collection_name}", field_name="vec", poke_interval=0.5, timeout=60)
+MilvusIndexBuiltSensor(task_id="deferred", collection_name="{collection_name}", index_name="vec", deferrable=True, poke_interval=0.5, timeout=60)
+MilvusIndexBuiltSensor(task_id="missing", collection_name="{collection_name}", index_name="nope", poke_interval=0.5, timeout=30)''',
         milvus_conn,
+        default_args={"milvus_conn_id": milvus_conn, "retry_attempts": 2},
     )
     out, err = capfd.readouterr()
     errors = [line for line in (out + err).splitlines() if "error" in line.lower() or "Traceback" in line]

@@ -14,8 +14,11 @@ from airflow_milvus.hooks.milvus import MilvusHook
 from airflow_milvus.validation import as_bool, as_seconds
 
 
-class MilvusBaseOperator(BaseOperator):
-    """Base for Milvus operators; subclasses implement :meth:`run`.
+class MilvusConnectedOperator(BaseOperator):
+    """The connection and retry arguments, and the ``hook`` they configure.
+
+    Shared by the operators and the sensor. It is itself a ``BaseOperator`` so that Airflow
+    wraps its ``__init__`` and ``default_args`` reach these arguments too.
 
     :param milvus_conn_id: Airflow connection of type ``milvus`` (templated).
     :param retry_attempts: attempts per Milvus call on transient faults.
@@ -24,10 +27,6 @@ class MilvusBaseOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("milvus_conn_id",)
-    # Templated fields render to text ("False" is truthy): these are coerced before use.
-    bool_fields: Sequence[str] = ()
-    seconds_fields: Sequence[str] = ()
-    ui_color = "#e0ecff"
 
     def __init__(
         self,
@@ -52,6 +51,18 @@ class MilvusBaseOperator(BaseOperator):
             retry_max_wait=self.retry_max_wait,
             timeout=self.rpc_timeout,
         )
+
+
+class MilvusBaseOperator(MilvusConnectedOperator):
+    """Base for Milvus operators; subclasses implement :meth:`run`.
+
+    Takes the connection and retry arguments of :class:`MilvusConnectedOperator`.
+    """
+
+    # Templated fields render to text ("False" is truthy): these are coerced before use.
+    bool_fields: Sequence[str] = ()
+    seconds_fields: Sequence[str] = ()
+    ui_color = "#e0ecff"
 
     def coerce_rendered_fields(self) -> None:
         for name in self.bool_fields:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
@@ -12,22 +11,21 @@ from airflow.sdk import BaseSensorOperator
 from airflow_milvus import waiting
 from airflow_milvus.compat import conf
 from airflow_milvus.errors import MilvusIndexBuildError, MilvusInputError
-from airflow_milvus.hooks.milvus import MilvusHook
+from airflow_milvus.operators.base import MilvusConnectedOperator
 from airflow_milvus.validation import validate_name
 
 
-class MilvusIndexBuiltSensor(BaseSensorOperator):
+class MilvusIndexBuiltSensor(MilvusConnectedOperator, BaseSensorOperator):
     """Succeed when the index is Finished with no pending rows; fail on a Failed or missing index.
 
     :param collection_name: the collection (templated).
     :param index_name: the index; or give ``field_name`` (templated).
     :param field_name: the field whose index to wait for (templated).
-    :param milvus_conn_id: Airflow connection of type ``milvus`` (templated).
     :param deferrable: wait on the triggerer instead of a worker slot; defaults to
         ``[operators] default_deferrable``.
-    :param retry_attempts: attempts per Milvus call on transient faults (as the operators).
-    :param retry_max_wait: time budget in seconds for retrying one call.
-    :param rpc_timeout: per-RPC timeout in seconds; default from the connection.
+
+    Takes the connection and retry arguments of the operators
+    (:class:`~airflow_milvus.operators.base.MilvusConnectedOperator`).
     :return: the build status dict of the index.
     """
 
@@ -39,31 +37,14 @@ class MilvusIndexBuiltSensor(BaseSensorOperator):
         collection_name: str,
         index_name: str | None = None,
         field_name: str | None = None,
-        milvus_conn_id: str = MilvusHook.default_conn_name,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        retry_attempts: int = 5,
-        retry_max_wait: float = 60.0,
-        rpc_timeout: float | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.collection_name = collection_name
         self.index_name = index_name
         self.field_name = field_name
-        self.milvus_conn_id = milvus_conn_id
         self.deferrable = deferrable
-        self.retry_attempts = retry_attempts
-        self.retry_max_wait = retry_max_wait
-        self.rpc_timeout = rpc_timeout
-
-    @cached_property
-    def hook(self) -> MilvusHook:
-        return MilvusHook(
-            milvus_conn_id=self.milvus_conn_id,
-            retry_attempts=self.retry_attempts,
-            retry_max_wait=self.retry_max_wait,
-            timeout=self.rpc_timeout,
-        )
 
     def _target(self) -> dict[str, str]:
         collection = validate_name(self.collection_name, "collection name")
