@@ -18,7 +18,7 @@ import os
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
-from airflow_milvus.errors import MilvusInputError
+from airflow_milvus.errors import Fix, MilvusInputError
 from airflow_milvus.validation import validate_name
 
 if TYPE_CHECKING:
@@ -96,7 +96,8 @@ def uri_for(client_uri: str, collection_name: str, db_name: str | None = None) -
     if parsed.scheme not in ("http", "https", "tcp") or not parsed.hostname:
         raise MilvusInputError(
             f"Cannot name a Milvus asset for connection URI {client_uri!r}: only http(s) servers and "
-            "Milvus Lite .db paths have one. Set emit_asset_events=False and declare outlets yourself."
+            "Milvus Lite .db paths have one.",
+            fixes=[Fix("emit_asset_events", False, purpose="and declare outlets yourself")],
         )
     # pymilvus's own default: https without a port is 443 (Zilliz Cloud), otherwise 19530.
     port = parsed.port or (443 if parsed.scheme == "https" else DEFAULT_PORT)

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from airflow_milvus.errors import MilvusInputError
+from airflow_milvus.errors import Fix, MilvusInputError
 
 JSON_CHUNK = 1 << 20  # bytes read at a time: a JSON file is streamed, never loaded whole
 _JSON_START = re.compile(r'\s*(\{\s*"rows"\s*:\s*)?\[')
@@ -85,8 +85,8 @@ def check_visible(item: list[str], *, need_absolute: bool) -> None:
     for path in item:
         if not os.path.isfile(path):
             raise MilvusInputError(
-                f"Import file {path!r} does not exist on this worker. Fix the path; if it is a key in "
-                "Milvus's bucket or a path on the Milvus host only, set validate_files=False."
+                f"Import file {path!r} does not exist on this worker. Fix the path.",
+                fixes=[Fix("validate_files", False, purpose="if it is a key in Milvus's bucket or a path on the Milvus host only")],
             )
         if need_absolute and not os.path.isabs(path):
             raise MilvusInputError(

@@ -90,7 +90,8 @@ def select_targets(
         if field_name and named and named[0]["field_name"] != field_name:
             raise MilvusInputError(
                 f"In collection {collection!r}, index {index_name!r} is on field {named[0]['field_name']!r}, "
-                f"not on field {field_name!r}: the two name different indexes. Give one of field_name or index_name."
+                f"not on field {field_name!r}: the two name different indexes.",
+                fixes=[Fix("field_name", flag="-f FIELD", purpose="alone"), Fix("index_name", flag="-i INDEX", purpose="alone")],
             )
         targets = [s for s in targets if s["index_name"] == index_name]
     if not field_name and not index_name and len(snapshot) > 1 and not drop_all:

@@ -48,8 +48,8 @@ def test_swap_refuses_what_would_break_clients_and_changes_nothing(milvus_conn, 
     swap(milvus_conn, alias, live)
 
     cases = [
-        ({"target": unloaded}, f"Collection '{unloaded}' is NotLoad: queries through '{alias}' would fail"),
-        ({"target": other_dim}, r"has fields id:INT64, vec:FLOAT_VECTOR\(4\).*clients may break"),
+        ({"target": unloaded}, f"Collection '{unloaded}' is NotLoad: queries through '{alias}' would fail.* Set require_loaded=False"),
+        ({"target": other_dim}, r"has fields id:INT64, vec:FLOAT_VECTOR\(4\).*clients may break\. Set allow_schema_change=True"),
         ({"target": f"{collection_name}_nope"}, "does not exist; create and load it"),
         ({"target": alias}, "alias and collection_name are both"),
         ({"target": live, "alias": unloaded}, f"'{unloaded}' is a collection, not an alias"),
@@ -63,7 +63,7 @@ def test_swap_refuses_what_would_break_clients_and_changes_nothing(milvus_conn, 
     # Said explicitly, the same swaps go through.
     assert swap(milvus_conn, alias, unloaded, require_loaded=False)["swapped"] is True
     assert swap(milvus_conn, alias, other_dim, allow_schema_change=True)["previous_collection"] == unloaded
-    with pytest.raises(MilvusInputError, match="does not exist; create it or set create_if_missing=True"):
+    with pytest.raises(MilvusInputError, match="does not exist; create it first. Set create_if_missing=True to create it with the swap"):
         swap(milvus_conn, f"{collection_name}_new", live, create_if_missing=False)
 
 

@@ -53,7 +53,7 @@ def test_drop_targets(snapshot, asked, dropped):
     ("snapshot", "asked", "match"),
     [
         ([VEC, YEAR], {}, r"has 2 indexes .*drop_all=True"),  # ambiguous
-        ([VEC, YEAR], {"field_name": "vec", "index_name": "year_idx"}, "name different indexes"),
+        ([VEC, YEAR], {"field_name": "vec", "index_name": "year_idx"}, r"name different indexes\. Give field_name or index_name alone\."),
         ([VEC], {"field_name": "nope", "field_names": ["id", "vec"]}, r"Field 'nope' does not exist .*fields: id, vec"),
         ([VEC], {"index_name": "gone", "missing_ok": False}, r"no index named 'gone' \(it has: vec on vec \(HNSW\)\)\. Set missing_ok"),
         ([VEC], {"load_state": "Loaded", "release_if_loaded": False}, r"is Loaded.*release_if_loaded=True"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_milvus.errors import MilvusInputError, MilvusProviderError
+from airflow_milvus.errors import Fix, MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusAssetEventsMixin, MilvusBaseOperator
 from airflow_milvus.validation import validate_name
 
@@ -86,18 +86,23 @@ class MilvusSwapAliasOperator(MilvusAssetEventsMixin, MilvusBaseOperator):
         if self.require_loaded and state != "Loaded":
             raise MilvusInputError(
                 f"Collection {target!r} is {state}: queries through {alias!r} would fail after the swap. "
-                "Load it first (MilvusLoadCollectionOperator), or set require_loaded=False."
+                "Load it first (MilvusLoadCollectionOperator).",
+                fixes=[Fix("require_loaded", False, purpose="to swap to it unloaded")],
             )
         if previous is not None and not self.allow_schema_change:
             old, new = hook.collection_fields(previous), hook.collection_fields(target)
             if old != new:
                 raise MilvusInputError(
                     f"Collection {target!r} has fields {_names(new)}, but {alias!r} now serves {previous!r} with "
-                    f"fields {_names(old)}; clients may break. Set allow_schema_change=True if that is intended."
+                    f"fields {_names(old)}; clients may break.",
+                    fixes=[Fix("allow_schema_change", True, purpose="if that is intended")],
                 )
         if previous is None:
             if not self.create_if_missing:
-                raise MilvusInputError(f"Alias {alias!r} does not exist; create it or set create_if_missing=True.")
+                raise MilvusInputError(
+                    f"Alias {alias!r} does not exist; create it first.",
+                    fixes=[Fix("create_if_missing", True, purpose="to create it with the swap")],
+                )
             self.log.info("Creating alias %s -> %s", alias, target)
             hook.create_alias(alias, target)
         else:
