@@ -111,10 +111,10 @@ def assert_only_the_shared_server_holds(airflow: AirflowDeployment, db: Path) ->
 
 
 # ------------------------------------------------------------------ twice in a row, standalone
+# A stock server deployment is the Celery test's (two runs, tasks on two workers).
 @pytest.mark.parametrize(
     "flavour, deferrable",
     [
-        pytest.param("server", False, id="server-stock", marks=pytest.mark.server),
         pytest.param("server", True, id="server-deferrable", marks=pytest.mark.server),
         pytest.param("lite", False, id="lite-stock"),
         pytest.param("lite", True, id="lite-deferrable"),
