@@ -34,7 +34,9 @@ class MilvusIndexMixin:
 
         def describe_all(c: MilvusClient) -> list[dict[str, Any]]:
             reply = c._get_connection().list_indexes(collection_name, timeout=self.timeout, context=c._generate_call_context())
-            return [_description(d, common_pb2.IndexState.Name) for d in reply if d.index_name]
+            found = [_description(d, common_pb2.IndexState.Name) for d in reply if d.index_name]
+            # A server lists them in map order, which changes between calls: XComs and CLI tables should not.
+            return sorted(found, key=lambda d: (d["field_name"], d["index_name"]))
 
         return self.call(f"describe_indexes({collection_name})", describe_all)
 
