@@ -63,16 +63,19 @@ def test_two_runs_reindex_the_same_collection_at_once(round_, milvus_server, col
     env = dict(os.environ, **{f"AIRFLOW_CONN_{conn.upper()}": conn_env_value(uri, timeout=10)})
     header = f"CONN = {conn!r}\nCOLLECTION = {collection_name!r}\nBARRIER = {str(barrier)!r}\n"
     dag_ids = [write_dag(header + DAG) for _ in range(2)]
-    procs = []
-    for dag_id in dag_ids:
-        procs.append(
-            subprocess.Popen([sys.executable, "-m", "airflow", "dags", "test", dag_id], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        )
+    procs, logs = [], [tmp_path / f"{dag_id}.log" for dag_id in dag_ids]
+    for dag_id, log in zip(dag_ids, logs):
+        # Output to a file, not a pipe: nobody reads a pipe while the runs wait at the barrier,
+        # and a run whose parse logs fill it blocks before reaching the barrier.
+        with open(log, "w") as out:
+            procs.append(subprocess.Popen([sys.executable, "-m", "airflow", "dags", "test", dag_id], env=env, stdout=out, stderr=subprocess.STDOUT))
         # One SQLite metadata DB: let the first run get past parsing before the second starts.
         deadline = time.monotonic() + 240
         while not (barrier / dag_id).exists() and procs[-1].poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-    outputs = [p.communicate(timeout=480)[0] for p in procs]
+    for proc in procs:
+        proc.wait(timeout=480)
+    outputs = [log.read_text() for log in logs]
     for proc, out in zip(procs, outputs):
         assert proc.returncode == 0 and "state=success" in out.replace("state=DagRunState.SUCCESS", "state=success"), out[-4000:]
     # Exactly the index the collection had, built, loaded; no rows lost.
