@@ -68,7 +68,7 @@ CASES = [
     ("glob_matches_nothing", lambda c: drop(c, collection_name="no_such_*"), ["'no_such_*' matches no collection", "Fix the pattern"]),
     ("missing_field", lambda c: drop(c, collection_name=MAIN, field_name="isbn"), ["'isbn' does not exist", MAIN, "fix field_name"]),
     ("missing_index_name", lambda c: drop(c, collection_name=MAIN, index_name="by_isbn", missing_ok=False), ["no index named 'by_isbn'", "missing_ok=True"]),
-    ("field_and_index_disagree", lambda c: drop(c, collection_name=MAIN, field_name="vec", index_name="year"), ["'year' is on field 'year', not on field 'vec'", "Give one of"]),
+    ("field_and_index_disagree", lambda c: drop(c, collection_name=MAIN, field_name="vec", index_name="year"), ["'year' is on field 'year', not on field 'vec'", "Give field_name or index_name alone."]),
     ("ambiguous_without_drop_all", lambda c: drop(c, collection_name=MAIN), [MAIN, "has 2 indexes", "drop_all=True"]),
     ("unicode_collection", lambda c: drop(c, collection_name="书籍"), ["'书籍' is not a valid Milvus name", "use letters, digits and underscores"]),
     ("overlong_collection", lambda c: drop(c, collection_name=LONG), ["300 characters long", "at most 255"]),
