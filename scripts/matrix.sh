@@ -42,12 +42,13 @@ summary_line() {  # pytest's closing line, e.g. "240 passed, 3 skipped in 95.2s"
 }
 
 install() {  # name airflow pymilvus lite tenacity: a virtualenv with exactly these versions
-  # uv (from the test extra) resolves and installs in seconds where pip takes minutes.
+  # uv (from the test extra) resolves and installs in seconds where pip takes minutes; it writes
+  # .pyc only when told, and without them every process recompiles Airflow (see scripts/test.sh).
   local name=$1 airflow=$2 pymilvus=$3 lite=$4 tenacity=$5 venv=.venvs/$1 start=$SECONDS constraints=()
   [ -f "ci/constraints-airflow-$airflow.txt" ] && constraints=(-c "ci/constraints-airflow-$airflow.txt")
   {
     rm -rf "$venv" && "$UV" venv -q -p "$PY" "$venv" &&
-    VIRTUAL_ENV=$venv "$UV" pip install -q "${constraints[@]}" -r ci/fast-tier.txt "apache-airflow==$airflow" \
+    VIRTUAL_ENV=$venv "$UV" pip install -q --compile-bytecode "${constraints[@]}" -r ci/fast-tier.txt "apache-airflow==$airflow" \
       "pymilvus[bulk_writer]==$pymilvus" "milvus-lite==$lite" "tenacity==$tenacity" &&
     # The editable build writes airflow_milvus.egg-info into the work tree: one at a time.
     flock .venvs/.editable.lock env VIRTUAL_ENV=$venv "$UV" pip install -q --no-deps -e '.[lite,bulk]' &&
