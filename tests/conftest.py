@@ -29,12 +29,24 @@ os.environ.update(
 import pytest  # noqa: E402
 
 from tests.airflow_home import migrated_database  # noqa: E402
-from tests.milvus_server import MilvusServer  # noqa: E402
+from tests.milvus_server import SharedServers  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 
 shutil.copyfile(migrated_database(), _HOME / "airflow.db")  # a migration per xdist worker cost ~15 s each
+
+# The session's shared Milvus servers: the controller imports this module first and sets the
+# variable; the xdist workers it then spawns inherit it.
+if "AIRFLOW_MILVUS_TEST_SERVERS" not in os.environ:
+    os.environ["AIRFLOW_MILVUS_TEST_SERVERS"] = tempfile.mkdtemp(prefix="airflow-milvus-servers-")
+SERVERS = SharedServers(os.environ["AIRFLOW_MILVUS_TEST_SERVERS"])
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
+        SERVERS.stop_all()
+        shutil.rmtree(SERVERS.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -43,21 +55,16 @@ def airflow_home() -> Path:
 
 
 @pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory):
-    """A real Milvus 2.3.5 standalone, shared by the session."""
-    server = MilvusServer(tmp_path_factory.mktemp("milvus-server"))
-    server.start()
-    yield server
-    server.stop()
+def milvus_server():
+    """A real Milvus 2.3.5 standalone, shared by the session's workers. Tests that stop or
+    kill a server start their own (``tests.milvus_server.MilvusServer``)."""
+    return SERVERS.get("plain")
 
 
 @pytest.fixture(scope="session")
-def auth_server(tmp_path_factory):
-    """A second real server with authorization enabled (root / Milvus)."""
-    server = MilvusServer(tmp_path_factory.mktemp("milvus-auth"), authorization_enabled=True)
-    server.start()
-    yield server
-    server.stop()
+def auth_server():
+    """A second real server with authorization enabled (root / Milvus), shared likewise."""
+    return SERVERS.get("auth", authorization_enabled=True)
 
 
 def pytest_collection_modifyitems(items):
@@ -103,8 +110,29 @@ def milvus_uri(flavour, request) -> str:
 
 
 @pytest.fixture
-def collection_name() -> str:
-    return f"t_{uuid.uuid4().hex[:12]}"
+def collection_name(request) -> str:
+    """A fresh name. Afterwards the shared server drops what the test made under it (its
+    aliases first): every collection it keeps costs the server CPU while it idles."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    if "milvus_server" in request.fixturenames:
+        drop_collections(request.getfixturevalue("milvus_server").uri, prefix=name)
+
+
+def drop_collections(uri: str, *, prefix: str) -> None:
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri, dedicated=True, timeout=10)
+    try:
+        for name in client.list_collections():
+            if name.startswith(prefix):
+                for alias in client.list_aliases(name).get("aliases", []):
+                    client.drop_alias(alias)
+                client.drop_collection(name)
+    except Exception as error:  # a server a test left broken is that test's failure, not this one's
+        print(f"could not drop {prefix}* on {uri}: {error!r}")
+    finally:
+        client.close()
 
 
 def conn_env_value(uri: str | None = None, *, login: str | None = None, password: str | None = None, **extra) -> str:

@@ -7,6 +7,7 @@ into the session's DAGs folder (set in conftest before Airflow is imported) and 
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 import uuid
 from pathlib import Path
@@ -23,6 +24,12 @@ def write_dag(body: str, dag_id: str | None = None) -> str:
     source = f"DAG_ID = {dag_id!r}\n" + textwrap.dedent(body)
     (dags_folder() / f"{dag_id}.py").write_text(source)
     return dag_id
+
+
+def dags_test_command(dag_id: str) -> list[str]:
+    """``airflow dags test`` of a DAG ``write_dag`` wrote, in a process of its own. ``-f``: parse
+    only its file, not every DAG that earlier tests wrote into the worker's folder."""
+    return [sys.executable, "-m", "airflow", "dags", "test", dag_id, "-f", str(dags_folder() / f"{dag_id}.py")]
 
 
 def load_dag(dag_id: str, path: Path | None = None):

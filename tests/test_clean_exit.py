@@ -18,7 +18,7 @@ import textwrap
 import pytest
 
 from tests.conftest import REPO, conn_env_value
-from tests.dag_runner import write_dag
+from tests.dag_runner import dags_test_command, write_dag
 from tests.helpers import make_collection
 
 LOGGING_ERROR = "--- Logging error ---"
@@ -80,6 +80,6 @@ def test_airflow_dags_test_on_lite_exits_without_logging_errors(lite_uri, collec
         )
     )
     env = {**os.environ, "AIRFLOW_CONN_CLEAN_EXIT": conn_env_value(lite_uri), "PYTHONPATH": str(REPO)}
-    proc = run([sys.executable, "-m", "airflow", "dags", "test", dag_id], env)
+    proc = run(dags_test_command(dag_id), env)
     assert "state=success" in proc.stdout + proc.stderr or "DagRunState.SUCCESS" in proc.stdout + proc.stderr, proc.stdout[-3000:]
     assert_clean(proc)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.dag_runner import write_dag
+from tests.dag_runner import dags_test_command, write_dag
 from tests.helpers import VECTOR_INDEX, load_state, make_collection, row_count
 from tests.conftest import conn_env_value
 from tests.reliability import index_definitions
@@ -68,7 +67,7 @@ def test_two_runs_reindex_the_same_collection_at_once(round_, milvus_server, col
         # Output to a file, not a pipe: nobody reads a pipe while the runs wait at the barrier,
         # and a run whose parse logs fill it blocks before reaching the barrier.
         with open(log, "w") as out:
-            procs.append(subprocess.Popen([sys.executable, "-m", "airflow", "dags", "test", dag_id], env=env, stdout=out, stderr=subprocess.STDOUT))
+            procs.append(subprocess.Popen(dags_test_command(dag_id), env=env, stdout=out, stderr=subprocess.STDOUT))
         # One SQLite metadata DB: let the first run get past parsing before the second starts.
         deadline = time.monotonic() + 240
         while not (barrier / dag_id).exists() and procs[-1].poll() is None and time.monotonic() < deadline:

@@ -19,6 +19,7 @@ from airflow_milvus.hooks.milvus import MilvusHook
 from tests.conftest import milvus_client, set_connection
 from tests.fault_proxy import FaultProxy
 from tests.helpers import VECTOR_INDEX, load_state, make_collection, row_count, scalar_index
+from tests.milvus_server import MilvusServer
 from tests.reliability import index_definitions, reindex_dag, run_recorded, states
 
 pytestmark = pytest.mark.server
@@ -34,8 +35,14 @@ RPC_TIMEOUT = 3
 
 
 @pytest.fixture
-def proxy(milvus_server):
-    with FaultProxy(milvus_server.port) as p:
+def server(milvus_server):
+    """The server behind the proxy: the session's shared one, except where a test kills it."""
+    return milvus_server
+
+
+@pytest.fixture
+def proxy(server):
+    with FaultProxy(server.port) as p:
         yield p
 
 
@@ -65,9 +72,9 @@ def strike_before(monkeypatch, method: str, fault) -> list[float]:
 
 
 @pytest.fixture
-def loaded_collection(milvus_server, collection_name):
+def loaded_collection(server, collection_name):
     """A loaded collection with a vector and a scalar index; yields (name, definitions, rows)."""
-    uri = milvus_server.uri
+    uri = server.uri
     make_collection(uri, collection_name, indexes=(VECTOR_INDEX, scalar_index(uri)), load=True)
     return collection_name, index_definitions(uri, collection_name), row_count(uri, collection_name)
 
@@ -128,31 +135,40 @@ def test_outage_fails_clearly_and_rerun_rebuilds(step, milvus_server, proxy, pro
 
 
 # ------------------------------------------------------------------ the server dies
-@pytest.mark.parametrize("step", ["drop", "build_wait"])
-def test_server_killed_mid_task(step, milvus_server, proxy, proxy_conn, loaded_collection, monkeypatch):
-    """SIGKILL, restart in the background: the run survives, or fails and the re-run converges."""
-    name, definitions, rows = loaded_collection
-    restart = threading.Thread(target=milvus_server.start, daemon=True)
+class TestServerKilledMidTask:
+    @pytest.fixture(scope="class")
+    def server(self, tmp_path_factory):
+        """A server of these tests' own: other workers' tests use the shared one meanwhile."""
+        server = MilvusServer(tmp_path_factory.mktemp("milvus-crash"))
+        server.start()
+        yield server
+        server.stop()
 
-    def crash():
-        milvus_server.kill()
-        restart.start()
+    @pytest.mark.parametrize("step", ["drop", "build_wait"])
+    def test_server_killed_mid_task(self, step, server, proxy, proxy_conn, loaded_collection, monkeypatch):
+        """SIGKILL, restart in the background: the run survives, or fails and the re-run converges."""
+        name, definitions, rows = loaded_collection
+        restart = threading.Thread(target=server.start, daemon=True)
 
-    strike_before(monkeypatch, STEPS[step], crash)
-    try:
-        dr, tis, errors = run_recorded(reindex_dag(proxy_conn, name, attempts=12, max_wait=60))
-    finally:
-        restart.join(240)
-        if milvus_server.proc is None or milvus_server.proc.poll() is not None:
-            milvus_server.start()  # leave a working server to the next test, whatever happened
-        wait_ready(milvus_server.uri, name)
-    if dr.state != "success":
-        # The fault has cleared: a re-run with the same connection converges.
-        assert errors, states(tis)
-        monkeypatch.undo()
-        dr, tis, errors = run_recorded(reindex_dag(proxy_conn, name))
-    assert dr.state == "success", (states(tis), errors)
-    assert_intact(milvus_server.uri, name, definitions, rows)
+        def crash():
+            server.kill()
+            restart.start()
+
+        strike_before(monkeypatch, STEPS[step], crash)
+        try:
+            dr, tis, errors = run_recorded(reindex_dag(proxy_conn, name, attempts=20, max_wait=10))
+        finally:
+            restart.join(240)
+            if server.proc is None or server.proc.poll() is not None:
+                server.start()  # leave a working server to the next test, whatever happened
+            wait_ready(server.uri, name)
+        if dr.state != "success":
+            # The fault has cleared: a re-run with the same connection converges.
+            assert errors, states(tis)
+            monkeypatch.undo()
+            dr, tis, errors = run_recorded(reindex_dag(proxy_conn, name))
+        assert dr.state == "success", (states(tis), errors)
+        assert_intact(server.uri, name, definitions, rows)
 
 
 # ------------------------------------------------------------------ silent from the start

@@ -4,16 +4,17 @@ the logs of real task runs (dag.test with debug logging)."""
 from __future__ import annotations
 
 import datetime
+import json
 import uuid
 
 import pytest
 
 from airflow_milvus.errors import MilvusAuthenticationError, MilvusProviderError
 from airflow_milvus.hooks.milvus import MilvusHook
-from tests.conftest import conn_env_value, milvus_client, set_connection
+from tests.conftest import SERVERS, conn_env_value, milvus_client, set_connection
 from tests.fault_proxy import FaultProxy
 from tests.helpers import make_collection
-from tests.milvus_server import MilvusServer
+from tests.milvus_server import file_lock
 from tests.reliability import index_definitions
 
 pytestmark = pytest.mark.server
@@ -24,7 +25,7 @@ ONE_ATTEMPT = {"retry_attempts": 1}  # the refusal and its hint are tested here;
 @pytest.fixture(scope="session")
 def auth_user(auth_server):
     """A created user with the admin role; (name, password)."""
-    user, password = "etl_bot", f"Pw-{uuid.uuid4().hex}"
+    user, password = f"etl_bot_{uuid.uuid4().hex[:8]}", f"Pw-{uuid.uuid4().hex}"  # the server is shared by workers
     with milvus_client(auth_server.uri, user="root", password=ROOT_PASSWORD) as c:
         c.create_user(user, password)
         c.grant_role(user, "admin")
@@ -114,23 +115,21 @@ def _certificates(directory):
     return {"ca": ca_pem, "server_pem": server_pem, "server_key": server_key_path, "client_pem": client_pem, "client_key": client_key_path}
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return _certificates(tmp_path_factory.mktemp("certs"))
+@pytest.fixture(scope="session")
+def certs():
+    """Made once per session, beside the shared servers that use them."""
+    paths = SERVERS.root / "certs.json"
+    with file_lock(SERVERS.root / "certs.lock"):
+        if not paths.exists():
+            (SERVERS.root / "certs").mkdir()
+            paths.write_text(json.dumps(_certificates(SERVERS.root / "certs")))
+    return json.loads(paths.read_text())
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["tls", "mtls"])
-def tls_server(request, certs, tmp_path_factory):
-    server = MilvusServer(
-        tmp_path_factory.mktemp(f"milvus-tls{request.param}"),
-        tls_mode=request.param,
-        server_pem_path=certs["server_pem"],
-        server_key_path=certs["server_key"],
-        ca_pem_path=certs["ca"],
-    )
-    server.start()
-    yield server
-    server.stop()
+@pytest.fixture(scope="session", params=[1, 2], ids=["tls", "mtls"])
+def tls_server(request, certs):
+    return SERVERS.get(f"tls{request.param}", tls_mode=request.param, server_pem_path=certs["server_pem"],
+                       server_key_path=certs["server_key"], ca_pem_path=certs["ca"])
 
 
 def tls_extras(server, certs, *, ca=True, client_cert=True) -> dict:
@@ -199,7 +198,7 @@ def test_secrets_never_appear_in_task_logs(auth_server, auth_user, airflow_home,
     import sys
     import threading
 
-    from tests.dag_runner import write_dag
+    from tests.dag_runner import dags_test_command, write_dag
 
     user, password = auth_user
     admin_uri = f"http://root:{ROOT_PASSWORD}@localhost:{auth_server.port}"
@@ -229,7 +228,7 @@ def test_secrets_never_appear_in_task_logs(auth_server, auth_user, airflow_home,
         threading.Thread(target=blips, daemon=True).start()
         try:
             run = subprocess.run(
-                [sys.executable, "-m", "airflow", "dags", "test", dag_id],
+                dags_test_command(dag_id),
                 env=env, capture_output=True, text=True, timeout=480,
             )
         finally:
