@@ -23,11 +23,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "warning: ${missing[*]} missing and not root; the tests that need them will be skipped" >&2
   fi
 fi
-# Tests mostly wait on servers and subprocesses: three xdist workers keep 2 cores busy, and
-# work stealing keeps the long fault and deployment tests from queueing on one worker. Each
-# worker has its own Airflow home and its own Milvus server on its own ports.
+# Tests mostly wait on servers and subprocesses: four xdist workers keep 2 cores busy; work
+# stealing, with the slow tests dealt out first (tests/scheduling.py), keeps the long fault and
+# deployment tests from queueing on one worker. Each worker has its own Airflow home; the Milvus
+# servers are shared by all (tests/milvus_server.py, SharedServers).
 # Fast tier (no server, no browser, no Airflow services): scripts/test.sh -m "not server and not slow and not browser"
 # A failed test runs once more (--reruns 1) and the summary counts it as "rerun": on 2 shared
 # cores, real servers and Airflow services occasionally miss a deadline. A test that fails
 # twice fails the run.
-exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-3}" --dist worksteal --reruns 1 --reruns-delay 5 --durations=15 "$@"
+exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-4}" --dist worksteal --reruns 1 --reruns-delay 5 --durations=15 "$@"

@@ -30,6 +30,7 @@ import pytest  # noqa: E402
 
 from tests.airflow_home import migrated_database  # noqa: E402
 from tests.milvus_server import SharedServers  # noqa: E402
+from tests.scheduling import spread_slow_tests  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -69,11 +70,15 @@ def auth_server():
 
 def pytest_collection_modifyitems(items):
     """Mark every test that needs the real server, however it asks for it, so that the fast
-    tier (``-m "not server and not slow and not browser"``) starts none."""
+    tier (``-m "not server and not slow and not browser"``) starts none. Under xdist, deal the
+    slow tests out evenly (tests/scheduling.py)."""
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if {"milvus_server", "auth_server"} & set(item.fixturenames) or params.get("flavour") == "server":
             item.add_marker(pytest.mark.server)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))  # set in xdist's workers
+    if workers > 1:
+        items[:] = spread_slow_tests(items, workers)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -126,6 +126,11 @@ class MilvusServer:
             if isinstance(value, bool):
                 value = "true" if value else "false"
             cmd += [f"--{key.replace('_', '-')}", str(value)]
+        # The wrapper treats --proxy-port as a first guess: after a crash the port is held in
+        # TIME_WAIT for a minute, its bind test (no SO_REUSEADDR) fails, and it moved the server
+        # to the next port, where no client looked. The config it writes last pins the port;
+        # Milvus itself binds with SO_REUSEADDR.
+        cmd += ["--extra-config", f"proxy.port={self.port}"]
         return cmd
 
     def start(self, timeout: float = 180) -> None:

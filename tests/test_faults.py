@@ -135,6 +135,7 @@ def test_outage_fails_clearly_and_rerun_rebuilds(step, milvus_server, proxy, pro
 
 
 # ------------------------------------------------------------------ the server dies
+@pytest.mark.slow  # a server crash and restart, then recovery: a minute or more each
 class TestServerKilledMidTask:
     @pytest.fixture(scope="class")
     def server(self, tmp_path_factory):

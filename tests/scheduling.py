@@ -1,0 +1,60 @@
+"""Order the collected tests so that xdist's work stealing starts every worker on its share of
+the slow ones.
+
+``--dist worksteal`` first hands each worker a contiguous, equal-count slice of the collection,
+and a worker that runs dry steals from the end of another's queue. In collection order the
+slow tests (Airflow deployments, CLI subprocesses, server crashes) cluster in a few modules: one
+worker got most of them and ran the last ones alone while the others idled. Here the slow
+tests are dealt out, longest first, to the slice with the least slow work, each slice starting
+with its slow tests and then filled up, in collection order, with the fast ones.
+
+Tests sharing a module- or class-scoped fixture (one deployment, one server of their own) stay
+together in one slice: split, each worker would set that fixture up again.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+SLOW_COST = 60  # seconds, roughly, for a test marked slow; a fast test costs ~2
+
+
+def _group_key(item: pytest.Item) -> tuple:
+    shared = sorted(
+        name
+        for name, defs in item._fixtureinfo.name2fixturedefs.items()
+        if defs and defs[-1].scope in ("module", "class", "package")
+    )
+    # Tests that share such a fixture are one group; any other test is a group of its own.
+    return (item.module.__name__, getattr(item.cls, "__name__", None), *shared) if shared else (item.nodeid,)
+
+
+def slice_sizes(count: int, workers: int) -> list[int]:
+    """The slice sizes of xdist's WorkStealingScheduling: ``pending // nodes_remaining`` each."""
+    sizes, remaining = [], count
+    for i in range(workers):
+        sizes.append(remaining // (workers - i))
+        remaining -= sizes[-1]
+    return sizes
+
+
+def spread_slow_tests(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    groups: dict[tuple, list[pytest.Item]] = {}
+    for item in items:
+        if item.get_closest_marker("slow"):
+            groups.setdefault(_group_key(item), []).append(item)
+    slow = {id(item) for group in groups.values() for item in group}
+    fast = [item for item in items if id(item) not in slow]
+    sizes = slice_sizes(len(items), workers)
+    slices: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    cost = [0] * workers
+    for group in sorted(groups.values(), key=len, reverse=True):  # longest first, to the lightest slice with room
+        fits = [i for i in range(workers) if len(slices[i]) + len(group) <= sizes[i]] or list(range(workers))
+        target = min(fits, key=lambda i: cost[i])
+        slices[target].extend(group)
+        cost[target] += SLOW_COST * len(group)
+    for i in range(workers):
+        room = max(sizes[i] - len(slices[i]), 0) if i < workers - 1 else len(fast)
+        slices[i].extend(fast[:room])
+        del fast[:room]
+    return [item for part in slices for item in part]
