@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import set_connection
 from tests.helpers import VECTOR_INDEX, index_summary, is_lite, load_state, make_collection, scalar_index
 
 pytestmark = pytest.mark.slow  # every case runs `airflow` or `python -m airflow_milvus` subprocesses
@@ -159,7 +160,10 @@ def python_m(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
     )  # fmt: skip
 
 
-def test_python_m_offers_the_provider_commands(milvus_conn, milvus_uri, collection_name):
+def test_python_m_offers_the_provider_commands(lite_uri, collection_name, monkeypatch):
+    """The entry point is under test, not the flavour: on Milvus Lite only (every command's
+    server path is the other tests' in this module)."""
+    milvus_uri, milvus_conn = lite_uri, set_connection(monkeypatch, lite_uri)
     make_collection(milvus_uri, collection_name, rows=20, indexes=(VECTOR_INDEX, scalar_index(milvus_uri)))
     helped = python_m("index", "--help")
     assert helped.returncode == 0, helped.stderr
