@@ -125,19 +125,15 @@ def collection_name(request) -> str:
 
 
 def drop_collections(uri: str, *, prefix: str) -> None:
-    from pymilvus import MilvusClient
-
-    client = MilvusClient(uri, dedicated=True, timeout=10)
     try:
-        for name in client.list_collections():
-            if name.startswith(prefix):
-                for alias in client.list_aliases(name).get("aliases", []):
-                    client.drop_alias(alias)
-                client.drop_collection(name)
+        with milvus_client(uri, timeout=10) as client:
+            for name in client.list_collections():
+                if name.startswith(prefix):
+                    for alias in client.list_aliases(name).get("aliases", []):
+                        client.drop_alias(alias)
+                    client.drop_collection(name)
     except Exception as error:  # a server a test left broken is that test's failure, not this one's
         print(f"could not drop {prefix}* on {uri}: {error!r}")
-    finally:
-        client.close()
 
 
 def conn_env_value(uri: str | None = None, *, login: str | None = None, password: str | None = None, **extra) -> str:

@@ -55,7 +55,6 @@ def unpacked_binaries() -> Path:
     unless ``bin/`` already holds them with the ``.lzma.md5`` stamps it checks."""
     import milvus
 
-    source = Path(milvus.__file__).parent / "data" / "bin"
     cache = Path(tempfile.gettempdir()) / f"airflow-milvus-tests-milvus-{milvus.__version__}-{os.getuid()}"
     with file_lock(cache.with_suffix(".lock")):
         if not (cache / "done").exists():

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import pytest
 
-SLOW_COST = 60  # seconds, roughly, for a test marked slow; a fast test costs ~2
-
-
 def _group_key(item: pytest.Item) -> tuple:
     shared = sorted(
         name
@@ -47,12 +44,12 @@ def spread_slow_tests(items: list[pytest.Item], workers: int) -> list[pytest.Ite
     fast = [item for item in items if id(item) not in slow]
     sizes = slice_sizes(len(items), workers)
     slices: list[list[pytest.Item]] = [[] for _ in range(workers)]
-    cost = [0] * workers
+    slow_count = [0] * workers  # slow tests take about a minute each, fast ones seconds: count the slow
     for group in sorted(groups.values(), key=len, reverse=True):  # longest first, to the lightest slice with room
         fits = [i for i in range(workers) if len(slices[i]) + len(group) <= sizes[i]] or list(range(workers))
-        target = min(fits, key=lambda i: cost[i])
+        target = min(fits, key=lambda i: slow_count[i])
         slices[target].extend(group)
-        cost[target] += SLOW_COST * len(group)
+        slow_count[target] += len(group)
     for i in range(workers):
         room = max(sizes[i] - len(slices[i]), 0) if i < workers - 1 else len(fast)
         slices[i].extend(fast[:room])
