@@ -68,6 +68,16 @@ def auth_server():
     return SERVERS.get("auth", authorization_enabled=True)
 
 
+@pytest.fixture(scope="session")
+def server_deployment(milvus_server, tmp_path_factory):
+    """A real Airflow deployment on the shared server, for every test that needs Airflow's
+    services and no setting of its own (tests/server_deployment.py). Tasks get one retry."""
+    from tests.server_deployment import new_server_deployment
+
+    with new_server_deployment(milvus_server.uri, tmp_path_factory.mktemp("airflow-server")) as airflow:
+        yield airflow
+
+
 def pytest_collection_modifyitems(items):
     """Mark every test that needs the real server, however it asks for it, so that the fast
     tier (``-m "not server and not slow and not browser"``) starts none. Under xdist, deal the

@@ -8,15 +8,23 @@ worker got most of them and ran the last ones alone while the others idled. Here
 tests are dealt out, longest first, to the slice with the least slow work, each slice starting
 with its slow tests and then filled up, in collection order, with the fast ones.
 
-Tests sharing a module- or class-scoped fixture (one deployment, one server of their own) stay
-together in one slice: split, each worker would set that fixture up again.
+Tests sharing a module- or class-scoped fixture (one server of their own), or one of the
+session fixtures in ``GROUPED_SESSION_FIXTURES`` (the shared Airflow deployment), stay together
+in one slice: split, each worker would set that fixture up again.
 """
 
 from __future__ import annotations
 
 import pytest
 
+# Session-scoped, so that tests in several modules share them, but too costly for every worker.
+GROUPED_SESSION_FIXTURES = frozenset({"server_deployment"})
+
+
 def _group_key(item: pytest.Item) -> tuple:
+    session = sorted(GROUPED_SESSION_FIXTURES & set(item._fixtureinfo.name2fixturedefs))
+    if session:
+        return ("session", *session)
     shared = sorted(
         name
         for name, defs in item._fixtureinfo.name2fixturedefs.items()

@@ -221,21 +221,26 @@ def test_reindex_example_queues_the_downstream_dag(milvus_uri, monkeypatch, coll
 
 @pytest.mark.slow
 @pytest.mark.server
-def test_a_real_scheduler_runs_the_downstream_dag_after_a_reindex(milvus_server, tmp_path, collection_name):
-    """api-server, scheduler, dag-processor, triggerer: the reindex's event starts the downstream DAG."""
-    from tests.airflow_deployment import AirflowDeployment
+def test_a_real_scheduler_runs_the_downstream_dag_after_a_reindex(server_deployment, milvus_server):
+    """api-server, scheduler, dag-processor, triggerer: the reindex's event starts the downstream DAG
+    (tests/server_deployment.py schedules a copy of the example on a collection of its own)."""
+    from tests.conftest import drop_collections
+    from tests.server_deployment import DOWNSTREAM_COLLECTION as collection
+    from tests.server_deployment import DOWNSTREAM_DAG_ID as downstream
 
-    downstream = f"downstream_{collection_name}"
-    source = (REPO / "example_dags" / "milvus_downstream_on_reindex.py").read_text()
-    source = source.replace('"demo_books"', repr(collection_name)).replace('"milvus_downstream_on_reindex"', repr(downstream))
-    env = {"AIRFLOW_CONN_MILVUS_DEFAULT": conn_env_value(milvus_server.uri)}
-    with AirflowDeployment(tmp_path / "airflow", env=env, extra_dags={f"{downstream}.py": source}) as airflow:
-        assert airflow.api("GET", f"/api/v2/dags/{downstream}/dagRuns")["dag_runs"] == []
-        run = airflow.run_dag("milvus_reindex", {"collection": collection_name, "rows": 200})
+    airflow = server_deployment
+    drop_collections(milvus_server.uri, prefix=collection)  # a rerun starts from nothing
+    try:
+        def downstream_runs() -> list[dict]:  # those of this attempt (a rerun finds the first's)
+            return [r for r in airflow.api("GET", f"/api/v2/dags/{downstream}/dagRuns")["dag_runs"] if r["dag_run_id"] not in earlier]
+
+        earlier: set[str] = set()
+        earlier = {r["dag_run_id"] for r in downstream_runs()}
+        run = airflow.run_dag("milvus_reindex", {"collection": collection, "rows": 200})
         assert run.state == "success", airflow.explain(run)
 
         deadline = time.monotonic() + 180
-        while not (runs := airflow.api("GET", f"/api/v2/dags/{downstream}/dagRuns")["dag_runs"]):
+        while not (runs := downstream_runs()):
             assert time.monotonic() < deadline, "the downstream DAG was not started by the asset event"
             time.sleep(2)
         (started,) = runs
@@ -249,6 +254,8 @@ def test_a_real_scheduler_runs_the_downstream_dag_after_a_reindex(milvus_server,
         assert extra["loaded"] is True and extra["row_count"] >= 200
         warm = airflow.api("GET", f"/api/v2/dags/{downstream}/dagRuns/{started['dag_run_id']}/taskInstances/warm_up/xcomEntries/return_value")
         assert int(warm["value"]) == 200
+    finally:
+        drop_collections(milvus_server.uri, prefix=collection)
 
 
 def test_an_unnameable_connection_logs_instead_of_failing_a_finished_change(monkeypatch, capfd):

@@ -11,8 +11,9 @@ state, a Lite file lock) is what the next one finds.
   the shared ``milvus-lite server`` holds the ``.db``; ``airflow milvus index list`` works
   while the DAG runs and afterwards;
 - CeleryExecutor: both workers take tasks;
-- faults: the triggerer is SIGKILLed and restarted during a deferred build wait; a task
-  process running the drop or the rebuild is SIGKILLed and Airflow's retry converges.
+- faults, on the session's shared server deployment (tests/server_deployment.py): the
+  triggerer is SIGKILLed and restarted during a deferred build wait; a task process running
+  the drop or the rebuild is SIGKILLed and Airflow's retry converges.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tests.airflow_deployment import AirflowDeployment
 from tests.conftest import conn_env_value, milvus_client
 from tests.helpers import live_rows, load_state, make_collection
 from tests.reliability import index_definitions
+from tests.server_deployment import BUILD_WAIT_DAG_ID
 
 pytestmark = pytest.mark.slow
 
@@ -158,73 +160,50 @@ def test_celery_two_workers_share_the_reindex(milvus_server, tmp_path, collectio
 
 
 # ------------------------------------------------------------------ faults
-# The create operator watches the build on the worker for one poll interval (1 s), then defers.
-BUILD_WAIT_DAG = '''
-import pendulum
-from airflow.sdk import DAG, Param
-from airflow_milvus.operators.index import MilvusCreateIndexOperator
-
-with DAG("deployment_build_wait", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-         catchup=False, params={"collection": Param("unset", type="string")}):
-    MilvusCreateIndexOperator(
-        task_id="build", collection_name="{{ params.collection }}", field_name="vec", index_type="HNSW",
-        metric_type="L2", index_params={"M": 48, "efConstruction": 400}, deferrable=True, poll_interval=1,
-        timeout=600,
-    )
-'''
 # A build that takes ~10-15 s on two idle cores, long enough to be caught deferred.
 SLOW_ROWS, SLOW_DIM = 10_000, 64
 
 
-@pytest.fixture(scope="module")
-def faulty(milvus_server, tmp_path_factory):
-    """One deployment for the fault tests: every task gets one retry, 2 s after a failure."""
-    env = server_env(milvus_server.uri, AIRFLOW__CORE__DEFAULT_TASK_RETRIES="1")
-    with AirflowDeployment(tmp_path_factory.mktemp("airflow-faults"), env=env,
-                           extra_dags={"deployment_build_wait.py": BUILD_WAIT_DAG}) as airflow:
-        yield airflow
-
-
-def test_triggerer_killed_during_deferred_build_wait(faulty, milvus_server, collection_name):
-    uri, dag_id, task_id = milvus_server.uri, "deployment_build_wait", "build"
+def test_triggerer_killed_during_deferred_build_wait(server_deployment, milvus_server, collection_name):
+    uri, dag_id, task_id = milvus_server.uri, BUILD_WAIT_DAG_ID, "build"
     make_collection(uri, collection_name, rows=SLOW_ROWS, dim=SLOW_DIM, indexes=())
-    run_id = faulty.trigger(dag_id, {"collection": collection_name})
-    ti = faulty.wait_for_task(dag_id, run_id, task_id, {"deferred", "success", "failed", "up_for_retry"})
+    run_id = server_deployment.trigger(dag_id, {"collection": collection_name})
+    ti = server_deployment.wait_for_task(dag_id, run_id, task_id, {"deferred", "success", "failed", "up_for_retry"})
     assert ti["state"] == "deferred", f"{task_id} never deferred: {ti['state']} (a build this fast proves nothing)"
     # Kill only once the triggerer runs the wait (the trigger log names the triggerer's job id).
     deadline = time.monotonic() + 120
-    while not (ti.get("triggerer_job") and "starting" in faulty.trigger_logs(dag_id, run_id, task_id).get(ti["triggerer_job"]["id"], "")):
+    while not (ti.get("triggerer_job") and "starting" in server_deployment.trigger_logs(dag_id, run_id, task_id).get(ti["triggerer_job"]["id"], "")):
         assert time.monotonic() < deadline and ti["state"] == "deferred", f"trigger never ran: {ti}"
         time.sleep(0.2)
-        ti = faulty.task_instances(dag_id, run_id)[task_id]
+        ti = server_deployment.task_instances(dag_id, run_id)[task_id]
     first = ti["triggerer_job"]["id"]
-    faulty.kill_component("triggerer")
+    server_deployment.kill_component("triggerer")
     with milvus_client(uri) as client:
         build = client.describe_index(collection_name, client.list_indexes(collection_name)[0])
     assert build["state"] != "Finished" or build["pending_index_rows"], f"build already over at the kill: {build}"
     time.sleep(3)  # with no triggerer, nothing can resume the task
-    assert faulty.task_instances(dag_id, run_id)[task_id]["state"] == "deferred"
-    faulty.start_component("triggerer")
-    run = faulty.wait_for_run(dag_id, run_id, timeout=240)
-    assert run.state == "success", faulty.explain(run)
+    assert server_deployment.task_instances(dag_id, run_id)[task_id]["state"] == "deferred"
+    server_deployment.start_component("triggerer")
+    run = server_deployment.wait_for_run(dag_id, run_id, timeout=240)
+    assert run.state == "success", server_deployment.explain(run)
     assert run.tasks[task_id]["try_number"] == 1, "the wait was retried, not resumed"
-    fired = [job for job, log in faulty.trigger_logs(dag_id, run_id, task_id).items() if "Trigger fired event" in log]
+    fired = [job for job, log in server_deployment.trigger_logs(dag_id, run_id, task_id).items() if "Trigger fired event" in log]
     assert fired and first not in fired, f"the killed triggerer {first} fired it, or nobody did: {fired}"
 
 
 @pytest.mark.parametrize("victim", ["drop_indexes", "rebuild_indexes"])
-def test_killed_task_process_is_retried_to_the_same_index(victim, faulty, milvus_server, collection_name):
+def test_killed_task_process_is_retried_to_the_same_index(victim, server_deployment, milvus_server, collection_name):
     uri, conf = milvus_server.uri, {"collection": collection_name, "rows": ROWS}
-    seeded = faulty.run_dag(REINDEX, conf)  # creates the collection and its index
-    assert_clean_run(faulty, seeded)
+    seeded = server_deployment.run_dag(REINDEX, conf)  # creates the collection and its index
+    assert_clean_run(server_deployment, seeded)
     before = index_definitions(uri, collection_name)
-    run_id = faulty.trigger(REINDEX, conf)
-    ti = faulty.wait_for_task(REINDEX, run_id, victim, {"running", "success", "failed", "up_for_retry"}, poll=0.1)
+    run_id = server_deployment.trigger(REINDEX, conf)
+    ti = server_deployment.wait_for_task(REINDEX, run_id, victim, {"running", "success", "failed", "up_for_retry"}, poll=0.1)
     assert ti["state"] == "running" and ti["pid"], f"{victim} was {ti['state']} before it could be killed"
-    faulty.kill_task_process(ti)
-    run = faulty.wait_for_run(REINDEX, run_id)
-    assert run.state == "success", faulty.explain(run)
-    assert run.tasks[victim]["try_number"] == 2, faulty.explain(run)
+    server_deployment.kill_task_process(ti)
+    run = server_deployment.wait_for_run(REINDEX, run_id)
+    assert run.state == "success", server_deployment.explain(run)
+    assert run.tasks[victim]["try_number"] == 2, server_deployment.explain(run)
     assert index_definitions(uri, collection_name) == before
     assert live_rows(uri, collection_name) == ROWS
     assert load_state(uri, collection_name) == "Loaded"

@@ -139,16 +139,6 @@ def test_an_unknown_action_is_refused_before_anything_runs(runbook, milvus_uri, 
 # ------------------------------------------------------------------ the approval, for real
 
 
-@pytest.fixture(scope="module")
-def deployment(milvus_server, tmp_path_factory):
-    """api-server, scheduler, dag-processor and triggerer on the real Milvus server."""
-    from tests.airflow_deployment import AirflowDeployment
-
-    env = {"AIRFLOW_CONN_MILVUS_DEFAULT": conn_env_value(milvus_server.uri)}
-    with AirflowDeployment(tmp_path_factory.mktemp("airflow-hitl"), env=env, dag_ids=(DAG_ID,)) as airflow:
-        yield airflow
-
-
 def respond(airflow, run_id: str, option: str) -> dict:
     """What a person does in Required Actions: read the request, then answer it (REST API)."""
     path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
@@ -170,19 +160,19 @@ def respond(airflow, run_id: str, option: str) -> dict:
 @pytest.mark.slow
 @pytest.mark.server
 @pytest.mark.parametrize("option", ["Reject", "Approve"])
-def test_a_person_approves_or_rejects_the_drop_through_the_rest_api(deployment, milvus_server, collection_name, option):
+def test_a_person_approves_or_rejects_the_drop_through_the_rest_api(server_deployment, milvus_server, collection_name, option):
     uri = milvus_server.uri
     make_collection(uri, collection_name, rows=30, indexes=(VECTOR_INDEX, scalar_index(uri)), load=True)
     before = index_summary(uri, collection_name)
 
-    run_id = deployment.trigger(DAG_ID, {"collection": collection_name, "action": "drop", "field_name": "vec"})
-    request = respond(deployment, run_id, option)
+    run_id = server_deployment.trigger(DAG_ID, {"collection": collection_name, "action": "drop", "field_name": "vec"})
+    request = respond(server_deployment, run_id, option)
     assert request["options"] == ["Approve", "Reject"] and request["subject"] == f"Drop indexes of {collection_name}?"
     body = request["body"]  # the plan the person approved or rejected
     assert f"| `{collection_name}` | Loaded | yes | `vec` on `vec` (HNSW L2 {{'M': 8, 'efConstruction': 64}}) |" in body, body
     assert "`year` on `year` (STL_SORT)" in body  # the snapshot: every index, kept ones too
-    run = deployment.wait_for_run(DAG_ID, run_id)
-    assert run.state == "success", deployment.explain(run)
+    run = server_deployment.wait_for_run(DAG_ID, run_id)
+    assert run.state == "success", server_deployment.explain(run)
     states = {t: ti["state"] for t, ti in run.tasks.items()}
     assert states["approve"] == "success" and states["plan"] == "success"
 
