@@ -29,7 +29,7 @@ os.environ.update(
 import pytest  # noqa: E402
 
 from tests.airflow_home import migrated_database  # noqa: E402
-from tests.milvus_server import SharedServers  # noqa: E402
+from tests.milvus_server import SharedServers, private_server  # noqa: E402
 from tests.scheduling import spread_slow_tests  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,10 +62,12 @@ def milvus_server():
     return SERVERS.get("plain")
 
 
-@pytest.fixture(scope="session")
-def auth_server():
-    """A second real server with authorization enabled (root / Milvus), shared likewise."""
-    return SERVERS.get("auth", authorization_enabled=True)
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    """A second real server, with authorization enabled (root / Milvus), for one module's tests:
+    the two modules that need it use it for a minute, and an idle server costs CPU."""
+    with private_server(tmp_path_factory.mktemp("milvus-auth"), authorization_enabled=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

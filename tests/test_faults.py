@@ -19,7 +19,7 @@ from airflow_milvus.hooks.milvus import MilvusHook
 from tests.conftest import milvus_client, set_connection
 from tests.fault_proxy import FaultProxy
 from tests.helpers import VECTOR_INDEX, load_state, make_collection, row_count, scalar_index
-from tests.milvus_server import MilvusServer
+from tests.milvus_server import private_server
 from tests.reliability import index_definitions, reindex_dag, run_recorded, states
 
 pytestmark = pytest.mark.server
@@ -140,10 +140,8 @@ class TestServerKilledMidTask:
     @pytest.fixture(scope="class")
     def server(self, tmp_path_factory):
         """A server of these tests' own: other workers' tests use the shared one meanwhile."""
-        server = MilvusServer(tmp_path_factory.mktemp("milvus-crash"))
-        server.start()
-        yield server
-        server.stop()
+        with private_server(tmp_path_factory.mktemp("milvus-crash")) as server:
+            yield server
 
     @pytest.mark.parametrize("step", ["drop", "build_wait"])
     def test_server_killed_mid_task(self, step, server, proxy, proxy_conn, loaded_collection, monkeypatch):

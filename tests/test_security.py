@@ -14,7 +14,7 @@ from airflow_milvus.hooks.milvus import MilvusHook
 from tests.conftest import SERVERS, conn_env_value, milvus_client, set_connection
 from tests.fault_proxy import FaultProxy
 from tests.helpers import make_collection
-from tests.milvus_server import file_lock
+from tests.milvus_server import file_lock, private_server
 from tests.reliability import index_definitions
 
 pytestmark = pytest.mark.server
@@ -22,10 +22,10 @@ ROOT_PASSWORD = "Milvus"  # Milvus's documented default
 ONE_ATTEMPT = {"retry_attempts": 1}  # the refusal and its hint are tested here; retrying is test_hook's
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def auth_user(auth_server):
     """A created user with the admin role; (name, password)."""
-    user, password = f"etl_bot_{uuid.uuid4().hex[:8]}", f"Pw-{uuid.uuid4().hex}"  # the server is shared by workers
+    user, password = f"etl_bot_{uuid.uuid4().hex[:8]}", f"Pw-{uuid.uuid4().hex}"
     with milvus_client(auth_server.uri, user="root", password=ROOT_PASSWORD) as c:
         c.create_user(user, password)
         c.grant_role(user, "admin")
@@ -117,7 +117,7 @@ def _certificates(directory):
 
 @pytest.fixture(scope="session")
 def certs():
-    """Made once per session, beside the shared servers that use them."""
+    """Made once per session (every worker's TLS servers use the same)."""
     paths = SERVERS.root / "certs.json"
     with file_lock(SERVERS.root / "certs.lock"):
         if not paths.exists():
@@ -126,10 +126,13 @@ def certs():
     return json.loads(paths.read_text())
 
 
-@pytest.fixture(scope="session", params=[1, 2], ids=["tls", "mtls"])
-def tls_server(request, certs):
-    return SERVERS.get(f"tls{request.param}", tls_mode=request.param, server_pem_path=certs["server_pem"],
-                       server_key_path=certs["server_key"], ca_pem_path=certs["ca"])
+@pytest.fixture(scope="module", params=[1, 2], ids=["tls", "mtls"])
+def tls_server(request, certs, tmp_path_factory):
+    """One-way and mutual TLS servers, each only while this module's tests use it."""
+    with private_server(tmp_path_factory.mktemp(f"milvus-tls{request.param}"), tls_mode=request.param,
+                        server_pem_path=certs["server_pem"], server_key_path=certs["server_key"],
+                        ca_pem_path=certs["ca"]) as server:
+        yield server
 
 
 def tls_extras(server, certs, *, ca=True, client_cert=True) -> dict:
