@@ -73,7 +73,8 @@ def auth_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def server_deployment(milvus_server, tmp_path_factory):
     """A real Airflow deployment on the shared server, for every test that needs Airflow's
-    services and no setting of its own (tests/server_deployment.py). Tasks get one retry."""
+    services and no setting of its own (tests/server_deployment.py): operators defer, tasks get
+    one retry."""
     from tests.server_deployment import new_server_deployment
 
     with new_server_deployment(milvus_server.uri, tmp_path_factory.mktemp("airflow-server")) as airflow:

@@ -1,12 +1,14 @@
 """One Airflow deployment on the shared Milvus server for the tests that need Airflow's
-services but no setting of their own: the fault tests (tests/test_deployment.py), the
-approval through the REST API (tests/test_runbook_dag.py) and the asset-triggered downstream
-DAG (tests/test_assets.py).
+services but no setting of their own: the example DAG twice with deferral and the fault tests
+(tests/test_deployment.py), the approval through the REST API (tests/test_runbook_dag.py) and
+the asset-triggered downstream DAG (tests/test_assets.py).
 
 A deployment costs ~30 s of CPU to start and keeps four processes polling while it lives:
 one for them all, not one per module. ``conftest.server_deployment`` serves it per worker,
-and tests/scheduling.py keeps its tests on one worker. Every task gets one retry, 2 s after
-a failure (the fault tests need it; a run that succeeds first time never sees it).
+and tests/scheduling.py keeps its tests on one worker. Operators defer by default
+(``[operators] default_deferrable``; stock runs on a server are the Celery test's). Every
+task gets one retry, 2 s after a failure (the fault tests need it; the other tests assert
+that no task needed it).
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def downstream_dag_source() -> str:
 
 def new_server_deployment(uri: str, home: Path) -> AirflowDeployment:
     """The deployment, not started yet (``with server_deployment(...) as airflow:``)."""
-    env = {"AIRFLOW_CONN_MILVUS_DEFAULT": conn_env_value(uri), "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1"}
+    env = {"AIRFLOW_CONN_MILVUS_DEFAULT": conn_env_value(uri), "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1",
+           "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True"}
     return AirflowDeployment(
         home, env=env, dag_ids=("milvus_reindex", "milvus_index_runbook"),
         extra_dags={f"{BUILD_WAIT_DAG_ID}.py": BUILD_WAIT_DAG, f"{DOWNSTREAM_DAG_ID}.py": downstream_dag_source()},

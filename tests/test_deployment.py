@@ -1,19 +1,20 @@
 """The example reindex DAG where users run it: Airflow's components as separate processes.
 
-Each test starts a throwaway deployment (tests/airflow_deployment.py: api-server, scheduler,
+The tests use throwaway deployments (tests/airflow_deployment.py: api-server, scheduler,
 dag-processor, triggerer; LocalExecutor as ``airflow standalone`` picks, or CeleryExecutor with
-Redis and two workers), triggers ``milvus_reindex`` through the REST API and polls it to its
-end state. Every task runs in its own process, so what one task leaves behind (the load
+Redis and two workers): their own where a setting is theirs, else the session's shared server
+deployment (tests/server_deployment.py). They trigger ``milvus_reindex`` through the REST API
+and poll it to its end state. Every task runs in its own process, so what one task leaves behind (the load
 state, a Lite file lock) is what the next one finds.
 
-- twice in a row on the Lite default (no ``milvus_default`` connection) and on the real
-  server, stock and with ``[operators] default_deferrable = True``; on Lite, afterwards only
-  the shared ``milvus-lite server`` holds the ``.db``; ``airflow milvus index list`` works
-  while the DAG runs and afterwards;
-- CeleryExecutor: both workers take tasks;
-- faults, on the session's shared server deployment (tests/server_deployment.py): the
-  triggerer is SIGKILLed and restarted during a deferred build wait; a task process running
-  the drop or the rebuild is SIGKILLed and Airflow's retry converges.
+- twice in a row on the Lite default (no ``milvus_default`` connection), stock and with
+  ``[operators] default_deferrable = True``, and deferrable on the real server; on Lite,
+  afterwards only the shared ``milvus-lite server`` holds the ``.db``; ``airflow milvus index
+  list`` works while the DAG runs and afterwards;
+- CeleryExecutor on the server, stock: both workers take tasks;
+- faults (shared deployment): the triggerer is SIGKILLed and restarted during a deferred build
+  wait; a task process running the drop or the rebuild is SIGKILLed and Airflow's retry
+  converges.
 """
 
 from __future__ import annotations
@@ -113,36 +114,36 @@ def assert_only_the_shared_server_holds(airflow: AirflowDeployment, db: Path) ->
 
 
 # ------------------------------------------------------------------ twice in a row, standalone
-# A stock server deployment is the Celery test's (two runs, tasks on two workers).
-@pytest.mark.parametrize(
-    "flavour, deferrable",
-    [
-        pytest.param("server", True, id="server-deferrable", marks=pytest.mark.server),
-        pytest.param("lite", False, id="lite-stock"),
-        pytest.param("lite", True, id="lite-deferrable"),
-    ],
-)
-def test_example_reindex_twice_under_standalone(flavour, deferrable, tmp_path, collection_name, request):
-    env = {"AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": str(deferrable)}
-    if flavour == "server":
-        env.update(server_env(request.getfixturevalue("milvus_server").uri))
+def reindex_twice(airflow: AirflowDeployment, collection_name: str, what: str) -> None:
+    """Two runs of the example, the CLI listing the indexes during the second and after it."""
     conf = {"collection": collection_name, "rows": ROWS}
+    first = airflow.run_dag(REINDEX, conf)
+    assert_clean_run(airflow, first)
+    run_id = airflow.trigger(REINDEX, conf)
+    during = cli_index_list(airflow, collection_name)  # the CLI beside a running DAG
+    second = airflow.wait_for_run(REINDEX, run_id)
+    assert_clean_run(airflow, second)
+    # The second drop found the seeded index: its snapshot must hold the build params too.
+    assert drop_snapshot(airflow, run_id) == [SEEDED]
+    seen = cli_result(during)
+    assert all(s["field_name"] == "embedding" and s["index_type"] == "HNSW" for s in seen), seen
+    after = cli_result(cli_index_list(airflow, collection_name))
+    assert [(s["field_name"], s["index_type"], s["metric_type"]) for s in after] == [("embedding", "HNSW", "L2")], after
+    print(f"\n{what}: runs took {first.seconds:.0f}s and {second.seconds:.0f}s")
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["lite-stock", "lite-deferrable"])
+def test_example_reindex_twice_under_standalone_on_lite(deferrable, tmp_path, collection_name):
+    env = {"AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": str(deferrable)}
     with AirflowDeployment(tmp_path / "airflow", env=env) as airflow:
-        first = airflow.run_dag(REINDEX, conf)
-        assert_clean_run(airflow, first)
-        run_id = airflow.trigger(REINDEX, conf)
-        during = cli_index_list(airflow, collection_name)  # the CLI beside a running DAG
-        second = airflow.wait_for_run(REINDEX, run_id)
-        assert_clean_run(airflow, second)
-        # The second drop found the seeded index: its snapshot must hold the build params too.
-        assert drop_snapshot(airflow, run_id) == [SEEDED]
-        seen = cli_result(during)
-        assert all(s["field_name"] == "embedding" and s["index_type"] == "HNSW" for s in seen), seen
-        after = cli_result(cli_index_list(airflow, collection_name))
-        assert [(s["field_name"], s["index_type"], s["metric_type"]) for s in after] == [("embedding", "HNSW", "L2")], after
-        if flavour == "lite":
-            assert_only_the_shared_server_holds(airflow, tmp_path / "airflow" / "milvus_lite.db")
-        print(f"\n{flavour} deferrable={deferrable}: runs took {first.seconds:.0f}s and {second.seconds:.0f}s")
+        reindex_twice(airflow, collection_name, f"lite deferrable={deferrable}")
+        assert_only_the_shared_server_holds(airflow, tmp_path / "airflow" / "milvus_lite.db")
+
+
+# A stock server deployment is the Celery test's (two runs, tasks on two workers); the shared
+# server deployment (tests/server_deployment.py) defers by default.
+def test_example_reindex_twice_under_standalone_on_the_server_deferrable(server_deployment, collection_name):
+    reindex_twice(server_deployment, collection_name, "server deferrable=True")
 
 
 # ------------------------------------------------------------------ Celery
