@@ -1,7 +1,16 @@
-"""``airflow milvus index ...`` run as a real ``airflow`` subprocess against the server and Milvus Lite."""
+"""``airflow milvus index ...`` against the server and Milvus Lite.
+
+The commands' behaviour (tables and JSON, prompts, exit codes, what goes to stdout and
+stderr) is tested through Airflow's own CLI parser in this process, as Airflow tests its own
+commands: an ``airflow`` subprocess spends ~5 s of CPU on imports and ORM setup before the
+command runs. The entry points themselves run as real processes: ``airflow milvus`` and
+``python -m airflow_milvus`` here, in tests/test_cli_plan.py (a prompt answered late) and in
+the deployment tests (beside running DAGs).
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -15,7 +24,6 @@ import pytest
 from tests.conftest import set_connection
 from tests.helpers import VECTOR_INDEX, index_summary, is_lite, load_state, make_collection, scalar_index
 
-pytestmark = pytest.mark.slow  # every case runs `airflow` or `python -m airflow_milvus` subprocesses
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 # Providers can add `airflow` sub-commands from Airflow 3.2 on; before, `python -m airflow_milvus` serves.
@@ -35,12 +43,46 @@ def airflow(*args: str, stdin: str | None = None, env: dict | None = None) -> su
     )
 
 
+def command_parser():
+    """Airflow's CLI parser (with the provider's commands from 3.2 on), else ``python -m airflow_milvus``'s."""
+    if PROVIDER_CLI:
+        from airflow.cli.cli_parser import get_parser
+
+        return get_parser(), ["milvus"]
+    from airflow_milvus.__main__ import build_parser
+
+    return build_parser(), []
+
+
 @pytest.fixture
-def cli(milvus_conn, milvus_uri, collection_name):
+def run_cli(capsys, monkeypatch):
+    """``airflow milvus ARGS`` in this process: parsed by the real parser, run by the command
+    function; a ``SystemExit`` ends it as the interpreter would (a message goes to stderr, exit 1)."""
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        parser, prefix = command_parser()
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))  # no terminal: a prompt reads this
+        capsys.readouterr()
+        try:
+            parsed = parser.parse_args([*prefix, *args])
+            parsed.func(parsed)
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+            if exit_.code is not None and not isinstance(exit_.code, int):
+                print(exit_.code, file=sys.stderr)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["airflow", "milvus", *args], code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def cli(run_cli, milvus_conn, milvus_uri, collection_name):
     make_collection(milvus_uri, collection_name, rows=40, indexes=(VECTOR_INDEX, scalar_index(milvus_uri)), load=True)
 
-    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return airflow("milvus", "index", *args, "-c", collection_name, "--conn-id", milvus_conn, stdin=stdin)
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return run_cli("index", *args, "-c", collection_name, "--conn-id", milvus_conn, stdin=stdin)
 
     return run
 
@@ -138,29 +180,29 @@ def test_a_missing_field_fails_with_the_reason_on_stderr(cli, milvus_uri, collec
     ],
     ids=["params", "index-name", "conn-id"],
 )
-def test_bad_arguments_fail_before_anything_is_contacted(args, message, monkeypatch):
+def test_bad_arguments_fail_before_anything_is_contacted(args, message, run_cli, monkeypatch):
     """Refused before any connection: the connection points at a port where nothing listens,
     so an attempt to reach Milvus would end in a connection error, not in this message."""
     from tests.milvus_server import free_port
 
     if "--conn-id" not in args:
         args = (*args, "--conn-id", set_connection(monkeypatch, f"http://localhost:{free_port()}", timeout=3))
-    out = airflow("milvus", "index", *args)
+    out = run_cli("index", *args)
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.strip().startswith("Error: ") and message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
 
 
-def test_a_missing_collection_fails(milvus_conn, collection_name):
-    out = airflow("milvus", "index", "list", "-c", collection_name, "--conn-id", milvus_conn)
+def test_a_missing_collection_fails(run_cli, milvus_conn, collection_name):
+    out = run_cli("index", "list", "-c", collection_name, "--conn-id", milvus_conn)
     assert out.returncode == 1 and f"Collection '{collection_name}' does not exist" in out.stderr
     assert "missing_collection_ok" not in out.stderr  # an operator argument: no flag does that at a shell
 
 
-def test_default_connection_falls_back_to_embedded_lite(airflow_home, collection_name):
-    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW_CONN_MILVUS_DEFAULT"}
+def test_default_connection_falls_back_to_embedded_lite(run_cli, airflow_home, collection_name, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_MILVUS_DEFAULT", raising=False)
     make_collection(str(airflow_home / "milvus_lite.db"), collection_name, rows=10)
-    out = airflow("milvus", "index", "list", "-c", collection_name, "-o", "json", env=env)
+    out = run_cli("index", "list", "-c", collection_name, "-o", "json")
     assert out.returncode == 0, out.stderr
     assert [s["field_name"] for s in json.loads(out.stdout)] == ["vec"]
 
@@ -173,6 +215,7 @@ def python_m(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
     )  # fmt: skip
 
 
+@pytest.mark.slow  # `python -m airflow_milvus` and `airflow` subprocesses
 def test_python_m_offers_the_provider_commands(lite_uri, collection_name, monkeypatch):
     """The entry point is under test, not the flavour: on Milvus Lite only (every command's
     server path is the other tests' in this module)."""
@@ -194,6 +237,7 @@ def test_python_m_offers_the_provider_commands(lite_uri, collection_name, monkey
     assert len(index_summary(milvus_uri, collection_name)) == 2
 
 
+@pytest.mark.slow  # `python -m airflow_milvus` subprocesses
 def test_python_m_lite_stop_stops_the_shared_server_and_keeps_the_data(lite_uri, collection_name, airflow_home):
     from airflow_milvus.hooks.lite_server import server_info
 
