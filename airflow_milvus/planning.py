@@ -195,6 +195,18 @@ class CreateStep:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class CreatePlan:
+    """Every wanted index's step, decided from one read of each collection (``states``)."""
+
+    steps: tuple[CreateStep, ...]
+    states: Mapping[str, CollectionState]
+
+    @property
+    def replacements(self) -> list[CreateStep]:
+        return [step for step in self.steps if step.action == "replace"]
+
+
 def check_fits(spec: Spec, fields: list[Mapping[str, Any]] | None) -> None:
     """Refuse what Milvus would refuse (or silently misbuild); ``fields`` None: no such collection."""
     collection = spec["collection_name"]

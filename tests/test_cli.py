@@ -155,8 +155,15 @@ def test_create_is_idempotent_and_replaces_only_when_told(cli, milvus_uri, colle
     assert "Pass --if-exists replace to rebuild it, or pass --if-exists skip to keep it." in different.stderr
     assert {v[0]: v[1] for v in index_summary(milvus_uri, collection_name).values()}["vec"] == "IVF_FLAT"
 
-    replaced = cli("create", "-f", "vec", "--index-type", "HNSW", "--metric", "L2", "--params", '{"M": 8, "efConstruction": 64}',
-                   "--if-exists", "replace", "--yes")  # fmt: skip
+    hnsw = ("create", "-f", "vec", "--index-type", "HNSW", "--metric", "L2", "--params", '{"M": 8, "efConstruction": 64}',
+            "--if-exists", "replace")  # fmt: skip
+    refused = cli(*hnsw)  # stdin is empty: no is assumed, after the plan was shown
+    assert refused.returncode == 1 and "Aborted: nothing was changed" in refused.stderr
+    assert f"{collection_name}.vec: vec on vec (IVF_FLAT) -> HNSW L2 {{'M': 8, 'efConstruction': 64}}" in refused.stderr
+    assert "Replace 1 index(es)?" in refused.stderr
+    assert {v[0]: v[1] for v in index_summary(milvus_uri, collection_name).values()}["vec"] == "IVF_FLAT"
+
+    replaced = cli(*hnsw, stdin="y\n")
     assert replaced.returncode == 0, replaced.stderr
     assert {v[0]: v[1] for v in index_summary(milvus_uri, collection_name).values()}["vec"] == "HNSW"
 

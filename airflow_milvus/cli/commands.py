@@ -15,6 +15,7 @@ from typing import Any
 from airflow.utils.cli import suppress_logs_and_warning
 
 from airflow_milvus.errors import MilvusProviderError
+from airflow_milvus.planning import describe_specs
 from airflow_milvus.validation import parse_params
 
 
@@ -154,17 +155,14 @@ def index_create(args) -> None:
     """airflow milvus index create -c COLLECTION -f FIELD --index-type T [--metric M] [--params JSON]"""
     from airflow_milvus.operators.index import MilvusCreateIndexOperator
 
-    params = parse_params(args.params, "--params")
-    if args.if_exists == "replace" and not args.dry_run:
-        _confirm(f"Replace the existing index on {args.collection}.{args.field} if it differs?", args)
-    result = MilvusCreateIndexOperator(
+    op = MilvusCreateIndexOperator(
         task_id="milvus_cli_index_create",
         milvus_conn_id=args.conn_id,
         collection_name=args.collection,
         field_name=args.field,
         index_type=args.index_type,
         metric_type=args.metric,
-        index_params=params,
+        index_params=parse_params(args.params, "--params"),
         index_name=args.index,
         if_exists=args.if_exists,
         wait_for_completion=not args.no_wait,
@@ -172,7 +170,18 @@ def index_create(args) -> None:
         poll_interval=1.0,
         deferrable=False,
         dry_run=args.dry_run,
-    ).execute({})
+    )
+    with op.hook:
+        plan = op.plan()
+        if plan.replacements and not args.dry_run:
+            _stderr("Will replace:\n" + "\n".join(
+                f"  {step.spec['collection_name']}.{step.spec['field_name']}: {describe_specs(step.existing)} "
+                f"-> {step.spec['index_type']} {step.spec['metric_type'] or ''} {step.spec['params']}"
+                for step in plan.replacements
+            ))  # fmt: skip
+            _stderr("A loaded collection is released for the rebuild and loaded again.")
+            _confirm(f"Replace {len(plan.replacements)} index(es)?", args)
+        result = op.apply(plan)  # exactly what was shown: read once, decided once
     rows = [_spec_row(s, action="would create" if args.dry_run else "created") for s in result["created"]]
     rows += [_spec_row(s, action="already there") for s in result["skipped"]]
     _print(args, rows, result)

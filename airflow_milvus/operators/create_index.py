@@ -19,6 +19,7 @@ from airflow_milvus.operators.collection import ensure_loaded
 from airflow_milvus.planning import (
     CollectionState,
     CreateOutcome,
+    CreatePlan,
     CreateStep,
     check_fits,
     collections_to_load,
@@ -149,19 +150,29 @@ class MilvusCreateIndexOperator(SnapshotStoreMixin, MilvusAssetEventsMixin, Milv
         return [normalize_spec(raw, "index")]
 
     def run(self, context) -> dict[str, Any]:
+        return self.apply(self.plan())
+
+    def plan(self) -> CreatePlan:
+        """Read each collection once and decide for every wanted index, changing nothing:
+        bad input fails before anything changes."""
         if self.if_exists not in ("skip", "replace", "fail"):
             raise MilvusInputError(f"if_exists={self.if_exists!r}: use 'skip', 'replace' or 'fail'.")
         wanted = self._wanted()
-        # Read once, decide for every spec, then act: bad input fails before anything changes.
         states = {name: self._read(name) for name in dict.fromkeys(s["collection_name"] for s in wanted)}
         for spec in wanted:
             check_fits(spec, states[spec["collection_name"]].fields)
-        steps = [
+        steps = tuple(
             plan_create(s, existing_for(s, states[s["collection_name"]].indexes, lite=self.hook.is_lite), if_exists=self.if_exists)
             for s in wanted
-        ]
+        )
+        return CreatePlan(steps, states)
+
+    def apply(self, plan: CreatePlan) -> dict[str, Any]:
+        """Carry out exactly this plan (the CLI applies the plan it showed), wait for the
+        builds (or defer) and load; returns the documented XCom result."""
+        states = plan.states
         outcome = CreateOutcome()
-        for step in steps:
+        for step in plan.steps:
             self._act(step, outcome)
         if self.dry_run:
             return outcome.to_xcom()
