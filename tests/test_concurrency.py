@@ -20,7 +20,7 @@ from tests.helpers import VECTOR_INDEX, load_state, make_collection, row_count
 from tests.conftest import conn_env_value
 from tests.reliability import index_definitions
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.slow]  # two `airflow dags test` processes
 
 DAG = """
 import pathlib, time
@@ -51,8 +51,7 @@ def drop_results(dag_id: str) -> list[dict]:
         return [XComModel.deserialize_value(r) for r in rows]
 
 
-@pytest.mark.parametrize("round_", [1, 2])
-def test_two_runs_reindex_the_same_collection_at_once(round_, milvus_server, collection_name, tmp_path):
+def test_two_runs_reindex_the_same_collection_at_once(milvus_server, collection_name, tmp_path):
     uri = milvus_server.uri
     make_collection(uri, collection_name, load=True)
     before, rows = index_definitions(uri, collection_name), row_count(uri, collection_name)
