@@ -24,6 +24,9 @@ os.environ.update(
     AIRFLOW__CORE__UNIT_TEST_MODE="False",
     AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{_HOME}/airflow.db",
     AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+    # Read once, when airflow.models.dag is imported (DagModel.is_paused's column default): a
+    # DAG that dag.test() registers must be unpaused for an asset event to queue a run of it.
+    AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
 )
 
 import pytest  # noqa: E402

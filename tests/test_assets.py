@@ -181,18 +181,12 @@ with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="order-dependent: the queue row needs the downstream DAG registered in the metadata DB, "
-    "which only an earlier test of the session does; the real-scheduler test covers the same path",
-)
 def test_reindex_example_queues_the_downstream_dag(milvus_uri, monkeypatch, collection_name, flavour):
     """One reindex run: one event for the collection, and the downstream DAG is queued to run."""
     from airflow.models.asset import AssetDagRunQueue
     from airflow.utils.session import create_session
 
     monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", conn_env_value(milvus_uri))
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")  # a paused DAG is never queued
     source = (REPO / "example_dags" / "milvus_downstream_on_reindex.py").read_text()
     downstream = "milvus_downstream_on_reindex"
     assert 'COLLECTION = "demo_books"' in source
