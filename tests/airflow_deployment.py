@@ -31,7 +31,7 @@ from typing import Any
 
 from tests.airflow_api import AirflowApi, DagRun
 from tests.airflow_home import migrated_database
-from tests.milvus_server import free_port
+from tests.milvus_server import free_port, free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_DAGS = REPO / "example_dags"
@@ -85,15 +85,15 @@ class AirflowDeployment(AirflowApi):
         self.pools = {"milvus_reindex": 1} if pools is None else pools
         self.extra_dags = extra_dags or {}
         self.dag_ids = set(dag_ids) | {Path(name).stem for name in self.extra_dags}
-        self.port = free_port()
+        self.port, worker_logs, trigger_logs, redis = free_ports(4)
         self.url = f"http://127.0.0.1:{self.port}"
         self.id = secrets.token_hex(6)
         self._secret = secrets.token_hex(32)
-        self._log_ports = {"WORKER": free_port(), "TRIGGER": free_port()}
+        self._log_ports = {"WORKER": worker_logs, "TRIGGER": trigger_logs}
         self.extra_env = dict(env or {})
         self.procs: dict[str, subprocess.Popen] = {}
         self.killed: set[str] = set()  # components stopped on purpose (not a crash to report)
-        self._redis_port = free_port() if self.celery_workers else None
+        self._redis_port = redis if self.celery_workers else None
 
     # ------------------------------------------------------------------ environment
     @property
@@ -213,6 +213,13 @@ class AirflowDeployment(AirflowApi):
             raise ValueError(f"Unknown component {name!r}")
         self.killed.discard(name)
         self._spawn(name, [sys.executable, "-m", "airflow", *args], env)
+
+    def reconfigure(self, name: str, **env: str) -> None:
+        """Roll out settings to a component: stop it (SIGTERM), then start it with ``env`` added.
+        Components started later get them too."""
+        self.kill_component(name, signal.SIGTERM)
+        self.extra_env.update(env)
+        self.start_component(name)
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
         old = self.procs.get(name)

@@ -37,9 +37,20 @@ PORT_FLAGS = (
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: all held until all are picked (one at a time, the kernel
+    can hand out a port it has just handed out, and two components then fight for it)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @contextmanager
@@ -91,8 +102,8 @@ class MilvusServer:
     def __init__(self, data_dir: Path, **flags: str | int | bool) -> None:
         self.data_dir = Path(data_dir)
         self.flags = flags
-        self.ports = {name: free_port() for name in PORT_FLAGS}
-        self.etcd_peer_port = free_port()
+        *ports, self.etcd_peer_port = free_ports(len(PORT_FLAGS) + 1)
+        self.ports = dict(zip(PORT_FLAGS, ports))
         self.proc: subprocess.Popen | None = None
         self.pgid: int | None = None  # set while running, also for a server another worker started
 

@@ -7,8 +7,9 @@ deployment (tests/server_deployment.py). They trigger ``milvus_reindex`` through
 and poll it to its end state. Every task runs in its own process, so what one task leaves behind (the load
 state, a Lite file lock) is what the next one finds.
 
-- twice in a row on the Lite default (no ``milvus_default`` connection), stock and with
-  ``[operators] default_deferrable = True``, and deferrable on the real server; on Lite,
+- twice in a row on the Lite default (no ``milvus_default`` connection), stock and then, the
+  scheduler restarted with it, with ``[operators] default_deferrable = True``; deferrable on
+  the real server; on Lite,
   afterwards only the shared ``milvus-lite server`` holds the ``.db``; ``airflow milvus index
   list`` works while the DAG runs and afterwards;
 - CeleryExecutor on the server, stock: both workers take tasks;
@@ -41,6 +42,8 @@ ROWS = 200  # the DAG's reload size: small, the point is processes, not volume
 # The index the example DAG's seed task builds, as the drop's snapshot must record it.
 SEEDED = {"field_name": "embedding", "index_name": "embedding", "index_type": "HNSW", "metric_type": "L2",
           "params": {"M": 16, "efConstruction": 64}}
+# The same, as the server describes it (build parameters flattened, as text).
+SEEDED_DEFINITION = {**{k: v for k, v in SEEDED.items() if k != "params"}, **{k: str(v) for k, v in SEEDED["params"].items()}}
 
 
 def server_env(uri: str, **extra: str) -> dict[str, str]:
@@ -132,12 +135,16 @@ def reindex_twice(airflow: AirflowDeployment, collection_name: str, what: str) -
     print(f"\n{what}: runs took {first.seconds:.0f}s and {second.seconds:.0f}s")
 
 
-@pytest.mark.parametrize("deferrable", [False, True], ids=["lite-stock", "lite-deferrable"])
-def test_example_reindex_twice_under_standalone_on_lite(deferrable, tmp_path, collection_name):
-    env = {"AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": str(deferrable)}
-    with AirflowDeployment(tmp_path / "airflow", env=env) as airflow:
-        reindex_twice(airflow, collection_name, f"lite deferrable={deferrable}")
-        assert_only_the_shared_server_holds(airflow, tmp_path / "airflow" / "milvus_lite.db")
+def test_example_reindex_twice_under_standalone_on_lite_stock_then_deferrable(tmp_path, collection_name):
+    """Stock first; then operators defer by default, rolled out as an operator would: the
+    scheduler, which forks the task processes, restarted with the setting."""
+    db = tmp_path / "airflow" / "milvus_lite.db"
+    with AirflowDeployment(tmp_path / "airflow", env={"AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "False"}) as airflow:
+        reindex_twice(airflow, f"{collection_name}_stock", "lite deferrable=False")
+        assert_only_the_shared_server_holds(airflow, db)
+        airflow.reconfigure("scheduler", AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE="True")
+        reindex_twice(airflow, f"{collection_name}_deferred", "lite deferrable=True")
+        assert_only_the_shared_server_holds(airflow, db)
 
 
 # A stock server deployment is the Celery test's (two runs, tasks on two workers); the shared
@@ -195,9 +202,9 @@ def test_triggerer_killed_during_deferred_build_wait(server_deployment, milvus_s
 @pytest.mark.parametrize("victim", ["drop_indexes", "rebuild_indexes"])
 def test_killed_task_process_is_retried_to_the_same_index(victim, server_deployment, milvus_server, collection_name):
     uri, conf = milvus_server.uri, {"collection": collection_name, "rows": ROWS}
-    seeded = server_deployment.run_dag(REINDEX, conf)  # creates the collection and its index
-    assert_clean_run(server_deployment, seeded)
-    before = index_definitions(uri, collection_name)
+    if victim == "drop_indexes":  # a drop that releases a loaded, filled collection: a first run leaves one
+        assert_clean_run(server_deployment, server_deployment.run_dag(REINDEX, conf))
+    # Else the killed run is the first: its seed task creates the collection and the index its drop drops.
     run_id = server_deployment.trigger(REINDEX, conf)
     ti = server_deployment.wait_for_task(REINDEX, run_id, victim, {"running", "success", "failed", "up_for_retry"}, poll=0.1)
     assert ti["state"] == "running" and ti["pid"], f"{victim} was {ti['state']} before it could be killed"
@@ -205,6 +212,6 @@ def test_killed_task_process_is_retried_to_the_same_index(victim, server_deploym
     run = server_deployment.wait_for_run(REINDEX, run_id)
     assert run.state == "success", server_deployment.explain(run)
     assert run.tasks[victim]["try_number"] == 2, server_deployment.explain(run)
-    assert index_definitions(uri, collection_name) == before
+    assert index_definitions(uri, collection_name) == {SEEDED["index_name"]: SEEDED_DEFINITION}
     assert live_rows(uri, collection_name) == ROWS
     assert load_state(uri, collection_name) == "Loaded"
