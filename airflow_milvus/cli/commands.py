@@ -53,15 +53,16 @@ def _print(args, rows: list[dict[str, Any]], full: Any) -> None:
 
 
 def _confirm(question: str, args) -> None:
+    """Ask on stderr (stdout carries only the result). Not Airflow's ask_yesno: its output_fn
+    arrived after 3.1, where it prints the question to stdout."""
     if args.yes:
         return
-    from airflow.utils.helpers import ask_yesno
-
+    _stderr(f"{question} [y/N]")
     try:
-        ok = ask_yesno(f"{question} [y/N]", default=False, output_fn=_stderr)
+        answer = input()
     except EOFError:  # no terminal: never assume yes
-        ok = False
-    if not ok:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
         raise SystemExit("Aborted: nothing was changed. Pass --yes to skip this question.")
 
 
