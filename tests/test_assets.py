@@ -224,17 +224,16 @@ def test_a_real_scheduler_runs_the_downstream_dag_after_a_reindex(server_deploym
 
     airflow = server_deployment
     drop_collections(milvus_server.uri, prefix=collection)  # a rerun starts from nothing
-    try:
-        def downstream_runs() -> list[dict]:  # those of this attempt (a rerun finds the first's)
-            return [r for r in airflow.api("GET", f"/api/v2/dags/{downstream}/dagRuns")["dag_runs"] if r["dag_run_id"] not in earlier]
+    def downstream_runs() -> list[dict]:
+        return airflow.api("GET", f"/api/v2/dags/{downstream}/dagRuns")["dag_runs"]
 
-        earlier: set[str] = set()
-        earlier = {r["dag_run_id"] for r in downstream_runs()}
+    earlier = {r["dag_run_id"] for r in downstream_runs()}  # a rerun finds the first attempt's
+    try:
         run = airflow.run_dag("milvus_reindex", {"collection": collection, "rows": 200})
         assert run.state == "success", airflow.explain(run)
 
         deadline = time.monotonic() + 180
-        while not (runs := downstream_runs()):
+        while not (runs := [r for r in downstream_runs() if r["dag_run_id"] not in earlier]):
             assert time.monotonic() < deadline, "the downstream DAG was not started by the asset event"
             time.sleep(2)
         (started,) = runs
