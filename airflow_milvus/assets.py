@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 from airflow_milvus.errors import Fix, MilvusInputError
-from airflow_milvus.validation import validate_name
+from airflow_milvus.planning.validation import validate_name
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset

@@ -76,9 +76,12 @@ def _ready(hook, rows: int, dim: int) -> bool:
 def run_case(uri: str, path: str, drop: bool, *, rows: int, dim: int, files: list[str], server_pid: int | None) -> dict:
     from airflow_milvus.hooks.milvus import MilvusHook
     from airflow_milvus.operators.bulk_import import MilvusBulkImportOperator
-    from airflow_milvus.operators.index import MilvusCreateIndexOperator, MilvusDropIndexOperator
+    from airflow_milvus.operators.index import (
+        MilvusCreateIndexOperator,
+        MilvusDropIndexOperator,
+    )
     from airflow_milvus.operators.ingest import MilvusIngestOperator
-    from airflow_milvus.milvus_rules import build_outcome
+    from airflow_milvus.planning.rules import build_outcome
     from benchmarks.reindex import Prober
 
     prober = Prober(uri, NAME, dim, server_pid)
@@ -137,7 +140,8 @@ def run_case(uri: str, path: str, drop: bool, *, rows: int, dim: int, files: lis
 
 def warm_up() -> None:
     """Pay one-off costs before the first case: module imports, the Variable API (snapshots, import memory)."""
-    from airflow_milvus import import_jobs, snapshots
+    from airflow_milvus.imports import jobs as import_jobs
+    from airflow_milvus.lifecycle import snapshots
     from airflow_milvus.operators import bulk_import, index, ingest  # noqa: F401
 
     snapshots.SnapshotStore(CONN_ID).load(NAME)

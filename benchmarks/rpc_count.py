@@ -82,7 +82,7 @@ def install() -> None:
 
     from pymilvus.client.grpc_handler import GrpcHandler
 
-    import airflow_milvus.waiting as builds  # the operators, the sensor and the trigger poll through it
+    import airflow_milvus.lifecycle.waiting as builds  # the operators, the sensor and the trigger poll through it
 
     # pymilvus's own waits (create_index(sync=True), load_collection) and the provider's.
     for name in ("wait_for_creating_index", "wait_for_loading_collection"):

@@ -52,7 +52,7 @@ class _NoticeRecorder:
         self.noticed_at: float | None = None
 
     def install(self) -> None:
-        import airflow_milvus.waiting as waiting
+        import airflow_milvus.lifecycle.waiting as waiting
 
         # The operators, the sensor and the trigger all poll through waiting.check_builds.
         for module in (waiting,):

@@ -26,9 +26,12 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from airflow_milvus.hooks.milvus import MilvusHook
-from airflow_milvus.milvus_rules import needs_release
-from airflow_milvus.operators.index import MilvusCreateIndexOperator, MilvusDropIndexOperator
+from airflow_milvus.operators.index import (
+    MilvusCreateIndexOperator,
+    MilvusDropIndexOperator,
+)
 from airflow_milvus.operators.status import MilvusIndexStatusOperator
+from airflow_milvus.planning.rules import needs_release
 
 try:  # the standard provider's human-in-the-loop operators need Airflow >= 3.1
     from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator

@@ -21,7 +21,10 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from airflow_milvus.hooks.milvus import MilvusHook
-from airflow_milvus.operators.index import MilvusCreateIndexOperator, MilvusDropIndexOperator
+from airflow_milvus.operators.index import (
+    MilvusCreateIndexOperator,
+    MilvusDropIndexOperator,
+)
 from airflow_milvus.operators.ingest import MilvusIngestOperator
 from airflow_milvus.operators.quality import MilvusRecallCheckOperator
 

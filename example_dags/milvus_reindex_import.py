@@ -29,7 +29,10 @@ from airflow.sdk import Param, dag, task
 
 from airflow_milvus.hooks.milvus import MilvusHook
 from airflow_milvus.operators.bulk_import import MilvusBulkImportOperator
-from airflow_milvus.operators.index import MilvusCreateIndexOperator, MilvusDropIndexOperator
+from airflow_milvus.operators.index import (
+    MilvusCreateIndexOperator,
+    MilvusDropIndexOperator,
+)
 
 CONN_ID = "milvus_default"
 POOL = "milvus_reindex"

@@ -12,7 +12,10 @@ import pytest
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.hooks.milvus import MilvusHook
 from airflow_milvus.operators.collection import MilvusLoadCollectionOperator
-from airflow_milvus.operators.index import MilvusCreateIndexOperator, MilvusDropIndexOperator
+from airflow_milvus.operators.index import (
+    MilvusCreateIndexOperator,
+    MilvusDropIndexOperator,
+)
 from airflow_milvus.operators.ingest import MilvusIngestOperator
 from tests.conftest import set_connection
 from tests.dag_runner import write_dag

@@ -274,7 +274,7 @@ def lite_conn(lite_uri, monkeypatch) -> str:
 
 
 def test_lite_checks_every_row_and_streams_json_in_pieces(lite_conn, lite_uri, collection_name, tmp_path, monkeypatch):
-    from airflow_milvus import import_files
+    from airflow_milvus.imports import files as import_files
 
     make_collection(lite_uri, collection_name, rows=0)
     monkeypatch.setattr(import_files, "JSON_CHUNK", 97)  # rows straddle every read: the reader must stitch them

@@ -22,8 +22,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import set_connection
-from tests.helpers import VECTOR_INDEX, index_summary, is_lite, load_state, make_collection, scalar_index
-
+from tests.helpers import (
+    VECTOR_INDEX,
+    index_summary,
+    load_state,
+    make_collection,
+    scalar_index,
+)
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 # Providers can add `airflow` sub-commands from Airflow 3.2 on; before, `python -m airflow_milvus` serves.
@@ -243,7 +248,6 @@ def test_python_m_offers_the_provider_commands(lite_uri, collection_name, monkey
 @pytest.mark.slow  # `python -m airflow_milvus` subprocesses
 def test_python_m_lite_stop_stops_the_shared_server_and_keeps_the_data(lite_uri, collection_name, airflow_home):
     from airflow_milvus.hooks.lite_server import server_info
-
     from tests.helpers import row_count
 
     make_collection(lite_uri, collection_name, rows=10)  # starts the shared server of lite_uri

@@ -15,9 +15,9 @@ import time
 
 import pytest
 
+from tests.conftest import conn_env_value
 from tests.dag_runner import dags_test_command, write_dag
 from tests.helpers import VECTOR_INDEX, load_state, make_collection, row_count
-from tests.conftest import conn_env_value
 from tests.reliability import index_definitions
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]  # two `airflow dags test` processes

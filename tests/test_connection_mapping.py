@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 
 from airflow_milvus.errors import MilvusInputError
-from airflow_milvus.hooks.connection import DEFAULT_TIMEOUT, default_lite_path, redact, secrets_in
+from airflow_milvus.hooks.connection import (
+    DEFAULT_TIMEOUT,
+    default_lite_path,
+    redact,
+    secrets_in,
+)
 from airflow_milvus.hooks.connection import build_client_config as build
 
 

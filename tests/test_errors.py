@@ -6,7 +6,12 @@ import pickle
 
 import pytest
 
-from airflow_milvus.errors import Fix, MilvusInputError, MilvusProviderError, render_fixes
+from airflow_milvus.errors import (
+    Fix,
+    MilvusInputError,
+    MilvusProviderError,
+    render_fixes,
+)
 
 AMBIGUOUS = [
     Fix("field_name", flag="-f FIELD", purpose="to drop one"),

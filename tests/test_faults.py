@@ -18,7 +18,13 @@ from airflow_milvus.errors import MilvusUnavailableError
 from airflow_milvus.hooks.milvus import MilvusHook
 from tests.conftest import milvus_client, set_connection
 from tests.fault_proxy import FaultProxy
-from tests.helpers import VECTOR_INDEX, load_state, make_collection, row_count, scalar_index
+from tests.helpers import (
+    VECTOR_INDEX,
+    load_state,
+    make_collection,
+    row_count,
+    scalar_index,
+)
 from tests.milvus_server import private_server
 from tests.reliability import index_definitions, reindex_dag, run_recorded, states
 

@@ -8,7 +8,11 @@ import threading
 
 import pytest
 
-from airflow_milvus.errors import MilvusAuthenticationError, MilvusInputError, MilvusUnavailableError
+from airflow_milvus.errors import (
+    MilvusAuthenticationError,
+    MilvusInputError,
+    MilvusUnavailableError,
+)
 from airflow_milvus.hooks.milvus import MilvusHook
 from tests.conftest import set_connection
 from tests.helpers import DIM, VECTOR_INDEX, make_collection, scalar_index

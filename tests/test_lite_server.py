@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow  # fresh interpreters, as Airflow's task processes
 
 def in_new_process(code: str, uri: str, *, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter (as an Airflow task process would be) with ``hook`` on ``uri``."""
-    prelude = f"""
+    prelude = """
 import json, sys
 from airflow_milvus.hooks.milvus import MilvusHook
 hook = MilvusHook("lite_test")

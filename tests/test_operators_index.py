@@ -6,7 +6,13 @@ import pytest
 
 from tests.conftest import milvus_client
 from tests.dag_runner import run_dag, write_dag, xcom
-from tests.helpers import VECTOR_INDEX, index_summary, load_state, make_collection, scalar_index
+from tests.helpers import (
+    VECTOR_INDEX,
+    index_summary,
+    load_state,
+    make_collection,
+    scalar_index,
+)
 
 HEADER = """
 import pendulum

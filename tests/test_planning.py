@@ -5,19 +5,17 @@ from __future__ import annotations
 import pytest
 
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
-from airflow_milvus.planning import (
-    CollectionDrop,
+from airflow_milvus.planning.create import (
     CollectionState,
     CreateOutcome,
-    DropPlan,
     check_fits,
     collections_to_load,
     existing_for,
-    plan_collection_drop,
     plan_create,
     poll_targets,
     unindexed_vector_fields,
 )
+from airflow_milvus.planning.drop import CollectionDrop, DropPlan, plan_collection_drop
 
 VEC = {"collection_name": "c", "field_name": "vec", "index_name": "vec", "index_type": "HNSW", "metric_type": "L2", "params": {"M": 8}}
 YEAR = {"collection_name": "c", "field_name": "year", "index_name": "year_idx", "index_type": "STL_SORT", "metric_type": None, "params": {}}

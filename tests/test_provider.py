@@ -87,11 +87,11 @@ def test_import_check_can_fail(tmp_path, monkeypatch):
     """The probe above really detects an eager import, and names the module that did it."""
     (tmp_path / "eager_module.py").write_text("import pymilvus\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    proc = subprocess.run([sys.executable, "-c", IMPORT_PROBE, "airflow_milvus.assets", "eager_module", "airflow_milvus.recall"],
+    proc = subprocess.run([sys.executable, "-c", IMPORT_PROBE, "airflow_milvus.assets", "eager_module", "airflow_milvus.quality.recall"],
                           capture_output=True, text=True, check=True)
     report = json.loads(proc.stdout)
     assert report["airflow_milvus.assets"] == []
-    assert "pymilvus" in report["eager_module"] and "airflow_milvus.recall" not in report
+    assert "pymilvus" in report["eager_module"] and "airflow_milvus.quality.recall" not in report
 
 
 def _airflow(*args: str) -> str:

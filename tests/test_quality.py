@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from airflow_milvus.errors import MilvusInputError
-from airflow_milvus.operators.quality import MilvusRecallBelowThresholdError, MilvusRecallCheckOperator
-from airflow_milvus.recall import (
+from airflow_milvus.operators.quality import (
+    MilvusRecallBelowThresholdError,
+    MilvusRecallCheckOperator,
+)
+from airflow_milvus.quality.recall import (
     StreamingGroundTruth,
     check_metric,
     check_sample,

@@ -14,7 +14,7 @@ from pymilvus import MilvusException
 from pymilvus.exceptions import AmbiguousIndexName, ParamError
 
 from airflow_milvus.errors import MilvusAuthenticationError, MilvusUnavailableError
-from airflow_milvus.retry import RetryPolicy, call_with_retry, is_transient
+from airflow_milvus.hooks.retry import RetryPolicy, call_with_retry, is_transient
 
 
 class RpcError(grpc.RpcError):
@@ -132,6 +132,6 @@ def test_policy_validation():
     ],
 )
 def test_auth_failure_words(message, auth):
-    from airflow_milvus.retry import is_auth_failure
+    from airflow_milvus.hooks.retry import is_auth_failure
 
     assert is_auth_failure(MilvusException(code=100, message=message), lambda: True) is auth

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pymilvus import DataType
 
-from airflow_milvus.row_checks import RowChecker, value_problem
+from airflow_milvus.imports.rows import RowChecker, value_problem
 
 
 def field(name, kind, **extra):

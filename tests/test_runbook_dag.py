@@ -13,7 +13,14 @@ import pytest
 
 from tests.conftest import REPO, conn_env_value
 from tests.dag_runner import dags_folder, load_dag, run_dag, xcom
-from tests.helpers import VECTOR_INDEX, index_summary, is_lite, load_state, make_collection, scalar_index
+from tests.helpers import (
+    VECTOR_INDEX,
+    index_summary,
+    is_lite,
+    load_state,
+    make_collection,
+    scalar_index,
+)
 
 DAG_ID = "milvus_index_runbook"
 DESTRUCTIVE = {"drop", "rebuild_drop", "rebuild_create"}

@@ -198,7 +198,6 @@ def test_secrets_never_appear_in_task_logs(auth_server, auth_user, airflow_home,
     none of them appears in the output or in the task log files."""
     import os
     import subprocess
-    import sys
     import threading
 
     from tests.dag_runner import dags_test_command, write_dag

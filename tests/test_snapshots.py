@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from airflow_milvus.snapshots import SnapshotStore
+from airflow_milvus.lifecycle.snapshots import SnapshotStore
 
 VEC = {"collection_name": "books", "field_name": "vec", "index_name": "vec", "index_type": "HNSW", "metric_type": "L2", "params": {"M": 8}}
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from airflow_milvus.errors import MilvusInputError
-from airflow_milvus.index_specs import (
+from airflow_milvus.planning.rules import build_outcome, needs_release, parse_version
+from airflow_milvus.planning.specs import (
     normalize_spec,
     same_index,
     spec_from_description,
     specs_from_input,
 )
-from airflow_milvus.milvus_rules import build_outcome, needs_release, parse_version
-from airflow_milvus.validation import parse_params, validate_name
+from airflow_milvus.planning.validation import parse_params, validate_name
 
 VEC = {"collection_name": "c", "field_name": "vec", "index_name": "vec", "index_type": "HNSW", "metric_type": "L2", "params": {"M": 8}}
 SCALAR = {"collection_name": "c", "field_name": "year", "index_name": "year", "index_type": "STL_SORT", "metric_type": None, "params": {}}

@@ -15,8 +15,8 @@ from typing import Any
 from airflow.utils.cli import suppress_logs_and_warning
 
 from airflow_milvus.errors import MilvusProviderError
-from airflow_milvus.planning import describe_specs
-from airflow_milvus.validation import parse_params
+from airflow_milvus.planning.specs import describe_specs
+from airflow_milvus.planning.validation import parse_params
 
 
 def _stderr(text: str) -> None:

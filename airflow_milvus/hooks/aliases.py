@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from airflow_milvus.errors import MilvusInputError
-from airflow_milvus.retry import error_message
-from airflow_milvus.validation import validate_name
+from airflow_milvus.hooks.retry import error_message
+from airflow_milvus.planning.validation import validate_name
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_milvus.errors import MilvusInputError
-from airflow_milvus.validation import as_bool, as_seconds
+from airflow_milvus.planning.validation import as_bool, as_seconds
 
 DEFAULT_PORT = 19530
 DEFAULT_TIMEOUT = 30.0

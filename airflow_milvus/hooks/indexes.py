@@ -1,12 +1,12 @@
 """Index wrappers of :class:`~airflow_milvus.hooks.milvus.MilvusHook`: list, describe, build status,
-create and drop, as JSON-safe specs (see :mod:`airflow_milvus.index_specs`)."""
+create and drop, as JSON-safe specs (see :mod:`airflow_milvus.planning.specs`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_milvus.index_specs import spec_from_description
-from airflow_milvus.retry import error_message
+from airflow_milvus.hooks.retry import error_message
+from airflow_milvus.planning.specs import spec_from_description
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -92,7 +92,7 @@ class MilvusIndexMixin:
 
         self.call(f"create_index({spec['collection_name']}.{spec['field_name']})", create)
         if self.is_lite:  # Lite does not report build params: record them for snapshots, whoever builds
-            from airflow_milvus import snapshots
+            from airflow_milvus.lifecycle import snapshots
 
             snapshots.record_built(self.milvus_conn_id, [spec])
 

@@ -27,12 +27,22 @@ from airflow_milvus.errors import (
 )
 from airflow_milvus.hooks import connection
 from airflow_milvus.hooks.aliases import MilvusAliasMixin
-from airflow_milvus.hooks.connection import DEFAULT_PORT, DEFAULT_TIMEOUT, build_client_config, default_lite_path  # noqa: F401  (public names)
+from airflow_milvus.hooks.connection import (  # noqa: F401  (public names)
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    build_client_config,
+    default_lite_path,
+)
 from airflow_milvus.hooks.indexes import MilvusIndexMixin
-from airflow_milvus.index_specs import is_vector_field
-from airflow_milvus.milvus_rules import is_lite_version
-from airflow_milvus.retry import RetryPolicy, call_with_retry, error_message, is_auth_failure
-from airflow_milvus.validation import is_glob, validate_name
+from airflow_milvus.hooks.retry import (
+    RetryPolicy,
+    call_with_retry,
+    error_message,
+    is_auth_failure,
+)
+from airflow_milvus.planning.rules import is_lite_version
+from airflow_milvus.planning.specs import is_vector_field
+from airflow_milvus.planning.validation import is_glob, validate_name
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient

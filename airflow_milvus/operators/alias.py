@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow_milvus.errors import Fix, MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusAssetEventsMixin, MilvusBaseOperator
-from airflow_milvus.validation import validate_name
+from airflow_milvus.planning.validation import validate_name
 
 
 class MilvusSwapAliasOperator(MilvusAssetEventsMixin, MilvusBaseOperator):

@@ -11,7 +11,7 @@ from airflow.sdk import AssetAlias, BaseOperator
 from airflow_milvus import assets
 from airflow_milvus.errors import MilvusInputError
 from airflow_milvus.hooks.milvus import MilvusHook
-from airflow_milvus.validation import as_bool, as_seconds
+from airflow_milvus.planning.validation import as_bool, as_seconds
 
 
 class MilvusConnectedOperator(BaseOperator):

@@ -6,13 +6,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_milvus import import_files, import_jobs
 from airflow_milvus.compat import conf
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
+from airflow_milvus.hooks.retry import error_message
+from airflow_milvus.imports import files as import_files
+from airflow_milvus.imports import jobs as import_jobs
+from airflow_milvus.imports.rows import RowChecker
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.row_checks import RowChecker
-from airflow_milvus.retry import error_message
-from airflow_milvus.validation import validate_name
+from airflow_milvus.planning.validation import validate_name
 
 
 class MilvusBulkImportOperator(MilvusBaseOperator):

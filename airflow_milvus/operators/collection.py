@@ -7,9 +7,9 @@ from typing import Any
 
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.hooks.milvus import MilvusHook
+from airflow_milvus.hooks.retry import error_message
 from airflow_milvus.operators.base import MilvusAssetEventsMixin, MilvusBaseOperator
-from airflow_milvus.retry import error_message
-from airflow_milvus.validation import validate_name
+from airflow_milvus.planning.validation import validate_name
 
 
 def ensure_loaded(hook: MilvusHook, collection_name: str, *, timeout: float | None = None, wait: bool = True) -> bool:

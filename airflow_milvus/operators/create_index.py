@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_milvus import waiting
 from airflow_milvus.compat import conf
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
-from airflow_milvus.index_specs import normalize_spec, specs_from_input
-from airflow_milvus.milvus_rules import needs_release
+from airflow_milvus.hooks.retry import error_message
+from airflow_milvus.lifecycle import waiting
+from airflow_milvus.lifecycle.snapshots import SnapshotStoreMixin
 from airflow_milvus.operators.base import MilvusAssetEventsMixin, MilvusBaseOperator
 from airflow_milvus.operators.collection import ensure_loaded
-from airflow_milvus.planning import (
+from airflow_milvus.planning.create import (
     CollectionState,
     CreateOutcome,
     CreatePlan,
@@ -27,8 +27,8 @@ from airflow_milvus.planning import (
     plan_create,
     unindexed_vector_fields,
 )
-from airflow_milvus.retry import error_message
-from airflow_milvus.snapshots import SnapshotStoreMixin
+from airflow_milvus.planning.rules import needs_release
+from airflow_milvus.planning.specs import normalize_spec, specs_from_input
 
 # Before deferring, the worker watches the build this long: a build that ends within it never
 # reaches the triggerer (no trigger round trip, and no exposure to apache/airflow#71580).

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_milvus import waiting
 from airflow_milvus.errors import MilvusProviderError
+from airflow_milvus.hooks.retry import error_message
+from airflow_milvus.lifecycle import waiting
+from airflow_milvus.lifecycle.snapshots import SnapshotStoreMixin
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.planning import CollectionDrop, DropPlan, describe_specs, plan_collection_drop
-from airflow_milvus.retry import error_message
-from airflow_milvus.snapshots import SnapshotStoreMixin
-from airflow_milvus.validation import is_glob, validate_name
+from airflow_milvus.planning.drop import CollectionDrop, DropPlan, plan_collection_drop
+from airflow_milvus.planning.specs import describe_specs
+from airflow_milvus.planning.validation import is_glob, validate_name
 
 
 class MilvusDropIndexOperator(SnapshotStoreMixin, MilvusBaseOperator):

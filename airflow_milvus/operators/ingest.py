@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
+from airflow_milvus.hooks.retry import error_message
+from airflow_milvus.imports.rows import RowChecker
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.retry import error_message
-from airflow_milvus.row_checks import RowChecker
-from airflow_milvus.validation import validate_name
+from airflow_milvus.planning.validation import validate_name
 
 MODES = ("insert", "upsert")
 # common.ai's LlamaIndexEmbeddingOperator returns {"chunks": [{"text", "metadata", "vector"}, ...]}:

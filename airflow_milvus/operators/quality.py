@@ -14,8 +14,15 @@ except ImportError:  # Airflow 3.1
 
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.recall import check_sample, choose_metric, choose_vector_field, index_text, latency_summary, summarize_recalls
-from airflow_milvus.validation import parse_params, validate_name
+from airflow_milvus.planning.validation import parse_params, validate_name
+from airflow_milvus.quality.recall import (
+    check_sample,
+    choose_metric,
+    choose_vector_field,
+    index_text,
+    latency_summary,
+    summarize_recalls,
+)
 
 DEFAULT_MAX_ROWS = 1_000_000
 MAX_TOP_K = 16384  # Milvus's limit on a search's topk
@@ -151,7 +158,7 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
 
         query_ids, queries = self._sample_queries(name, primary, field, rows)
         ann_ids, latencies = self._search(name, primary, field, queries)
-        from airflow_milvus.recall import StreamingGroundTruth
+        from airflow_milvus.quality.recall import StreamingGroundTruth
 
         truth = StreamingGroundTruth(queries, self.top_k, metric, ann_ids)
         gt_started = time.perf_counter()

@@ -8,11 +8,11 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 
-from airflow_milvus import waiting
 from airflow_milvus.compat import conf
 from airflow_milvus.errors import MilvusIndexBuildError, MilvusInputError
+from airflow_milvus.lifecycle import waiting
 from airflow_milvus.operators.base import MilvusConnectedOperator
-from airflow_milvus.validation import validate_name
+from airflow_milvus.planning.validation import validate_name
 
 
 class MilvusIndexBuiltSensor(MilvusConnectedOperator, BaseSensorOperator):

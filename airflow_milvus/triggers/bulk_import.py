@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_milvus.import_jobs import check_jobs, describe_progress
+from airflow_milvus.imports.jobs import check_jobs, describe_progress
 from airflow_milvus.triggers.base import MilvusPollingTrigger
 
 

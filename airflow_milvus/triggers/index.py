@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_milvus import waiting
+from airflow_milvus.lifecycle import waiting
 from airflow_milvus.triggers.base import MilvusPollingTrigger
 
 
 class MilvusIndexBuiltTrigger(MilvusPollingTrigger):
     """Poll index build status until every target is built, one fails, or time runs out.
 
-    Each poll is :func:`airflow_milvus.waiting.check_builds`, the same one the operators and the
+    Each poll is :func:`airflow_milvus.lifecycle.waiting.check_builds`, the same one the operators and the
     sensor run on a worker. The other arguments are
     :class:`~airflow_milvus.triggers.base.MilvusPollingTrigger`'s.
 

@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 from airflow_milvus.errors import MilvusIndexBuildError
-from airflow_milvus.milvus_rules import build_outcome
-from airflow_milvus.planning import poll_targets
+from airflow_milvus.planning.create import poll_targets
+from airflow_milvus.planning.rules import build_outcome
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import json
 import logging
 from typing import Any
 
-from airflow_milvus import snapshots
+from airflow_milvus.lifecycle import snapshots
 
 log = logging.getLogger(__name__)
 PREFIX = "airflow_milvus.imports"

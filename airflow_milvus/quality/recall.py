@@ -42,8 +42,8 @@ def choose_vector_field(collection: str, description: Mapping[str, Any], anns_fi
     """(primary key field, vector field to check) from the collection's description.
 
     ``anns_field`` None picks the only vector field; the field must be a dense float vector."""
-    from airflow_milvus.row_checks import field_kind
-    from airflow_milvus.validation import validate_name
+    from airflow_milvus.imports.rows import field_kind
+    from airflow_milvus.planning.validation import validate_name
 
     fields = description["fields"]
     types = {f["name"]: field_kind(f) for f in fields}

@@ -7,12 +7,14 @@ from a user or an XCom, and comparing an existing index with a wanted one.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow_milvus.errors import MilvusInputError
-from airflow_milvus.validation import parse_params, validate_name
+from airflow_milvus.planning.validation import parse_params, validate_name
 
+Spec = dict[str, Any]
+LOADED_STATES = ("Loaded", "Loading")
 SPEC_KEYS = ("collection_name", "field_name", "index_name", "index_type", "metric_type", "params")
 # Keys of describe_index that are build status or identity, not build parameters.
 _STATUS_KEYS = {
@@ -40,6 +42,11 @@ VECTOR_INDEX_TYPES = frozenset(
 SCALAR_INDEX_TYPES = frozenset(
     {"INVERTED", "STL_SORT", "Trie", "TRIE", "BITMAP", "NGRAM", "RTREE", "AUTOINDEX"}
 )
+
+def describe_specs(specs: Iterable[Mapping[str, Any]]) -> str:
+    """'name on field (TYPE), ...' for logs and errors."""
+    return ", ".join(f"{s['index_name']} on {s['field_name']} ({s['index_type']})" for s in specs) or "none"
+
 
 def _coerce(value: Any) -> Any:
     """describe_index returns every parameter as a string; restore numbers and booleans."""

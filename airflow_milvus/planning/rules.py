@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from airflow_milvus.index_specs import is_vector_spec
+from airflow_milvus.planning.specs import is_vector_spec
 
 
 def parse_version(version: str) -> tuple[int, ...]:

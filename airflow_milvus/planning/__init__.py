@@ -1,0 +1,1 @@
+"""Pure decisions: index specs, Milvus rules, input validation, and the drop and create planners."""

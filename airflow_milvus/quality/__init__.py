@@ -1,0 +1,1 @@
+"""Search quality: exact neighbours and recall maths for the recall gate."""
