@@ -85,3 +85,17 @@ def as_seconds(value: Any, what: str) -> float:
     if number <= 0:
         raise MilvusInputError(f"{what} = {value!r} must be greater than 0 seconds.")
     return number
+
+
+def as_int(value: Any, what: str, low: int, high: int | None = None) -> int:
+    """A whole number within [low, high] from an int or its text (templates render numbers as text)."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = value if isinstance(value, int) else int(str(value).strip())
+    except (TypeError, ValueError):
+        raise MilvusInputError(f"{what} = {value!r} is not a whole number.") from None
+    if number < low or (high is not None and number > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise MilvusInputError(f"{what} = {number} is out of range: it must be {bound}.")
+    return number
