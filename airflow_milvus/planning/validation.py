@@ -97,5 +97,5 @@ def as_int(value: Any, what: str, low: int, high: int | None = None) -> int:
         raise MilvusInputError(f"{what} = {value!r} is not a whole number.") from None
     if number < low or (high is not None and number > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise MilvusInputError(f"{what} = {number} is out of range: it must be {bound}.")
+        raise MilvusInputError(f"{what} = {value!r} must be {bound}.")
     return number
