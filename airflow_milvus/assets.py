@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 from airflow_milvus.errors import Fix, MilvusInputError
+from airflow_milvus.hooks.connection import DEFAULT_PORT
 from airflow_milvus.planning.validation import validate_name
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 SCHEME = "milvus"
 LITE_HOST = "lite"
-DEFAULT_PORT = 19530
 DEFAULT_DB = "default"
 #: The asset alias Milvus operators declare as an outlet and emit their events through.
 ASSET_ALIAS = "milvus_collections"

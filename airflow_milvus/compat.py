@@ -8,10 +8,15 @@ from typing import Any
 
 try:
     from airflow.sdk import conf
-except ImportError:  # Airflow 3.1: the Task SDK does not re-export the configuration yet
+except ImportError:  # Airflow 3.1: its Task SDK does not export the configuration
     from airflow.configuration import conf
 
-__all__ = ["conf", "context_kwargs"]
+try:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+except ImportError:  # Airflow 3.1: not in its Task SDK yet (3.3's are core's classes)
+    from airflow.exceptions import AirflowFailException, AirflowNotFoundException
+
+__all__ = ["AirflowFailException", "AirflowNotFoundException", "conf", "context_kwargs"]
 
 
 def context_kwargs(func: Callable[..., Any], context: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException
 
 Style = Literal["argument", "flag"]
 

@@ -15,24 +15,18 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.exceptions import AirflowNotFoundException
 from airflow.sdk import BaseHook
 
+from airflow_milvus.compat import AirflowNotFoundException
 from airflow_milvus.errors import (
     Fix,
     MilvusAuthenticationError,
     MilvusInputError,
-    MilvusProviderError,
     MilvusUnavailableError,
 )
 from airflow_milvus.hooks import connection
 from airflow_milvus.hooks.aliases import MilvusAliasMixin
-from airflow_milvus.hooks.connection import (  # noqa: F401  (public names)
-    DEFAULT_PORT,
-    DEFAULT_TIMEOUT,
-    build_client_config,
-    default_lite_path,
-)
+from airflow_milvus.hooks.connection import DEFAULT_TIMEOUT, build_client_config, default_lite_path
 from airflow_milvus.hooks.indexes import MilvusIndexMixin
 from airflow_milvus.hooks.retry import (
     RetryPolicy,
@@ -71,6 +65,41 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, BaseHook):
     conn_type = "milvus"
     hook_name = "Milvus"
 
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The connection form's extra fields for Airflow 3.1, from the provider info's ``conn-fields``.
+
+        Airflow 3.2+ reads ``conn-fields`` itself and never calls this. Airflow 3.1's UI calls it with
+        wtforms and flask_appbuilder stand-ins when they are not installed; their field classes take
+        only string, integer, password and boolean fields, so a ``number`` is an integer there.
+        """
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from wtforms import BooleanField, IntegerField, PasswordField, StringField
+
+        from airflow_milvus.get_provider_info import CONN_FIELDS
+
+        widgets: dict[str, Any] = {}
+        for name, definition in CONN_FIELDS.items():
+            schema = definition["schema"]
+            kind = schema["type"][0]
+            text = {"label": definition["label"], "description": definition["description"]}
+            if kind == "boolean":
+                widgets[name] = BooleanField(**text, default=schema.get("default"))
+            elif schema.get("format") == "password":
+                widgets[name] = PasswordField(**text, widget=BS3PasswordFieldWidget())
+            elif kind in ("number", "integer"):
+                widgets[name] = IntegerField(**text, widget=BS3TextFieldWidget())
+            else:
+                widgets[name] = StringField(**text, widget=BS3TextFieldWidget())
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields for Airflow 3.1, from ``ui-field-behaviour``."""
+        from airflow_milvus.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
+
     def __init__(
         self,
         milvus_conn_id: str = default_conn_name,
@@ -98,7 +127,7 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, BaseHook):
             self.log.info("No connection %r: using embedded Milvus Lite at %s", self.milvus_conn_id, default_lite_path())
             return {"uri": default_lite_path(), "timeout": self._timeout_override or DEFAULT_TIMEOUT}
         extra = conn.extra_dejson or {}
-        return self.build_client_config(
+        return build_client_config(
             host=conn.host,
             port=conn.port,
             schema=conn.schema,
@@ -107,8 +136,6 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, BaseHook):
             extra=extra,
             timeout_override=self._timeout_override,
         )
-
-    build_client_config = staticmethod(build_client_config)
 
     @property
     def uri(self) -> str:
@@ -335,5 +362,3 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, BaseHook):
             ) from exc
         return int(result.get(f"{mode}_count", len(rows)))
 
-
-__all__ = ["MilvusHook", "MilvusProviderError", "default_lite_path"]

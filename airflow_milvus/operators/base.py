@@ -96,14 +96,19 @@ class MilvusAssetEventsMixin:
 
     def __init__(self, *, emit_asset_events: bool = True, asset_extra: dict[str, Any] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        if asset_extra is not None and not isinstance(asset_extra, dict):
-            raise MilvusInputError(
-                f"asset_extra={asset_extra!r} is not a dict: pass a dict (its values may be templates)."
-            )
         self.emit_asset_events = emit_asset_events
         self.asset_extra = asset_extra
         if emit_asset_events:
             self.outlets = [*self.outlets, AssetAlias(name=assets.ASSET_ALIAS)]
+
+    def coerce_rendered_fields(self) -> None:
+        """Check ``asset_extra`` once rendered (a template may make it anything), before any change."""
+        super().coerce_rendered_fields()  # type: ignore[misc]
+        if self.asset_extra is not None and not isinstance(self.asset_extra, dict):
+            raise MilvusInputError(
+                f"asset_extra={self.asset_extra!r} is not a dict: pass a dict (its values may be templates), "
+                "or a template that renders one with the DAG's render_template_as_native_obj=True."
+            )
 
     @property
     def wants_asset_events(self) -> bool:

@@ -76,6 +76,7 @@ class MilvusIngestOperator(MilvusBaseOperator):
     """
 
     template_fields: Sequence[str] = ("milvus_conn_id", "collection_name", "data", "batch_size", "mode", "flush", "chunk_fields")
+    template_fields_renderers = {"data": "json", "chunk_fields": "json"}
     bool_fields = ("flush",)
 
     def __init__(

@@ -7,11 +7,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-try:
-    from airflow.sdk.exceptions import AirflowFailException
-except ImportError:  # Airflow 3.1
-    from airflow.exceptions import AirflowFailException
-
+from airflow_milvus.compat import AirflowFailException
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusBaseOperator
 from airflow_milvus.planning.validation import parse_params, validate_name
@@ -78,6 +74,7 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
         "min_recall",
         "max_rows",
     )
+    template_fields_renderers = {"search_params": "json"}
     ui_color = "#e8f5e0"
 
     def __init__(
