@@ -23,6 +23,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "warning: ${missing[*]} missing and not root; the tests that need them will be skipped" >&2
   fi
 fi
+# The Node SDK for the interop tests (tests/test_interop.py), pinned by tests/node/package-lock.json;
+# without npm those tests are skipped.
+if command -v npm >/dev/null 2>&1; then
+  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error \
+    || echo "warning: npm ci in tests/node failed; the Node SDK interop test will be skipped" >&2
+else
+  echo "warning: npm missing; the Node SDK interop test will be skipped" >&2
+fi
 # Tests mostly wait on servers and subprocesses: four xdist workers keep 2 cores busy; work
 # stealing, with the slow tests dealt out first (tests/scheduling.py), keeps the long fault and
 # deployment tests from queueing on one worker. Each worker has its own Airflow home; the Milvus

@@ -7,12 +7,14 @@ import pytest
 from airflow_milvus.errors import MilvusInputError
 from airflow_milvus.planning.rules import build_outcome, needs_release, parse_version
 from airflow_milvus.planning.specs import (
+    check_rebuildable,
     normalize_spec,
     same_index,
     spec_from_description,
     specs_from_input,
+    stored_request,
 )
-from airflow_milvus.planning.validation import parse_params, validate_name
+from airflow_milvus.planning.validation import parse_params, validate_name, validate_stored_name
 
 VEC = {"collection_name": "c", "field_name": "vec", "index_name": "vec", "index_type": "HNSW", "metric_type": "L2", "params": {"M": 8}}
 SCALAR = {"collection_name": "c", "field_name": "year", "index_name": "year", "index_type": "STL_SORT", "metric_type": None, "params": {}}
@@ -95,7 +97,9 @@ def test_specs_from_drop_result_includes_pending_and_dedupes():
         ("{nope", "not JSON"),
         ([{**VEC, "params": "{bad json"}], "not valid JSON"),
         ([{**VEC, "metric_type": 3}], "metric_type must be a string"),
-        ([{**VEC, "collection_name": "a b"}], "not a valid Milvus name"),
+        ([{**VEC, "collection_name": "a" * 256}], "at most 255"),
+        ([{**VEC, "index_name": 5}], "non-empty string"),
+        ([{**VEC, "stored_params": {"nlist": 1024}}], "stored_params must map keys to strings"),
     ],
 )
 def test_specs_from_bad_input(bad, match):
@@ -115,6 +119,62 @@ def test_validate_name_rejects(name, match):
 
 def test_validate_name_accepts():
     assert validate_name("_Books_2024", "collection name") == "_Books_2024"
+
+
+# Names as Milvus 2.3.5 stored them: it trims before its own check and keeps them untrimmed.
+STORED_NAMES = ["vec_idx ", " year_idx", " ", "\t", "a" * 255 + " "]
+
+
+@pytest.mark.parametrize("name", STORED_NAMES)
+def test_names_from_milvus_are_held_to_what_milvus_takes(name):
+    assert validate_stored_name(name, "index name") == name
+    spec = {**VEC, "index_name": name}
+    assert specs_from_input({"dropped": [spec]})[0]["index_name"] == name
+    check_rebuildable([spec])
+    with pytest.raises(MilvusInputError, match="not a valid Milvus name|at most 255|is empty"):
+        validate_name(name, "index name")  # a name typed as an argument stays strict
+
+
+def test_explicit_spec_names_stay_strict():
+    with pytest.raises(MilvusInputError, match="not a valid Milvus name"):
+        normalize_spec({**VEC, "index_name": "vec_idx "}, "index")
+
+
+def test_check_rebuildable_names_the_index_and_the_fix():
+    with pytest.raises(MilvusInputError, match=r"Index 'v' on c.vec could not be rebuilt .*nothing was dropped.*index_name") as info:
+        check_rebuildable([VEC, {**VEC, "index_name": "v", "params": "[1]"}])
+    assert "-i INDEX" in info.value.render("flag")
+
+
+# DescribeIndex pairs as the real server stored them, per client (tests/test_interop.py checks them live).
+ORM_VEC = {"index_type": "IVF_FLAT", "metric_type": "L2", "params": '{"nlist":1024}'}
+ORM_SCALAR = {"index_type": "STL_SORT", "metric_type": ""}
+CLIENT_VEC = {"index_type": "HNSW", "metric_type": "L2", "M": "8", "efConstruction": "64"}
+
+
+@pytest.mark.parametrize("stored", [ORM_VEC, ORM_SCALAR, CLIENT_VEC], ids=["nested", "empty-metric", "flat"])
+def test_layout_survives_xcom_and_rebuild(stored):
+    import json
+
+    spec = spec_from_description("c", {**stored, "field_name": "f", "index_name": "i ", "stored_params": stored})
+    assert spec["stored_params"] == stored
+    rebuilt = specs_from_input(json.loads(json.dumps({"dropped": [spec]})))[0]  # through XCom
+    assert stored_request(rebuilt) == stored
+    assert same_index(spec, rebuilt) and same_index(spec_from_description("c", {**stored, "field_name": "f"}), rebuilt)
+
+
+def test_spec_from_description_reads_both_layouts():
+    nested = spec_from_description("c", {**ORM_VEC, "field_name": "v", "index_name": "v"})
+    flat = spec_from_description("c", {"index_type": "IVF_FLAT", "metric_type": "L2", "nlist": "1024", "field_name": "v", "index_name": "v"})
+    assert nested == flat and nested["params"] == {"nlist": 1024} and "stored_params" not in nested
+
+
+def test_edited_spec_keeps_the_stored_layout():
+    spec = spec_from_description("c", {**ORM_VEC, "field_name": "v", "index_name": "v", "stored_params": ORM_VEC})
+    assert stored_request({**spec, "params": {"nlist": 64}}) == {"index_type": "IVF_FLAT", "metric_type": "L2", "params": '{"nlist":64}'}
+    flat = spec_from_description("c", {**CLIENT_VEC, "field_name": "v", "stored_params": CLIENT_VEC})
+    assert stored_request({**flat, "index_type": "HNSW", "params": {"M": 16}}) == {"index_type": "HNSW", "metric_type": "L2", "M": "16"}
+    assert stored_request(VEC) is None  # a spec a user wrote: built as before (MilvusClient's flat keys)
 
 
 def test_parse_params():

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_milvus.hooks.retry import error_message
-from airflow_milvus.planning.specs import spec_from_description
+from airflow_milvus.planning.specs import STORED_KEY, spec_from_description, stored_request
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -18,10 +17,17 @@ class MilvusIndexMixin:
     def list_index_specs(self, collection_name: str, field_name: str | None = None) -> list[dict[str, Any]]:
         """Every index of the collection (of one field if given) as a JSON-safe spec."""
         return [
-            spec_from_description(collection_name, desc)
+            self._spec(collection_name, desc)
             for desc in self._describe_indexes(collection_name)
             if field_name is None or desc["field_name"] == field_name
         ]
+
+    def _spec(self, collection_name: str, desc: dict[str, Any]) -> dict[str, Any]:
+        """The spec of one description; on a server with the pairs as stored, to rebuild it in
+        the same layout. Milvus Lite hides build params: its pairs say nothing of a layout."""
+        if self.flavour == "lite":
+            desc = {k: v for k, v in desc.items() if k != STORED_KEY}
+        return spec_from_description(collection_name, desc)
 
     def _describe_indexes(self, collection_name: str) -> list[dict[str, Any]]:
         """Every index description of the collection, from one DescribeIndex RPC.
@@ -46,7 +52,7 @@ class MilvusIndexMixin:
 
     def get_index_spec(self, collection_name: str, index_name: str) -> dict[str, Any] | None:
         desc = self._describe_index(collection_name, index_name)
-        return spec_from_description(collection_name, desc) if desc else None
+        return self._spec(collection_name, desc) if desc else None
 
     def index_build_status(self, collection_name: str, index_name: str) -> dict[str, Any]:
         """Build progress: state, indexed_rows, total_rows, pending_index_rows, fail_reason."""
@@ -60,18 +66,7 @@ class MilvusIndexMixin:
             "pending_index_rows": int(desc.get("pending_index_rows") or 0),
             "fail_reason": str(desc.get("index_state_fail_reason") or ""),
         }
-        if status["state"] == "Failed" and not status["fail_reason"]:
-            status["fail_reason"] = self._index_fail_reason(collection_name, index_name)
         return status
-
-    def _index_fail_reason(self, collection_name: str, index_name: str) -> str:
-        # MilvusClient.describe_index drops the fail reason; the handler still has it.
-        try:
-            handler = self.get_conn()._get_connection()
-            _, reason = handler.get_index_state(collection_name, index_name, timeout=self.timeout)
-            return str(reason or "")
-        except Exception as exc:
-            return f"(fail reason unavailable: {error_message(exc)})"
 
     def drop_index(self, collection_name: str, index_name: str) -> None:
         self.call(
@@ -80,9 +75,20 @@ class MilvusIndexMixin:
         )
 
     def create_index(self, spec: dict[str, Any]) -> None:
-        """Start building the index described by ``spec`` and return without waiting."""
+        """Start building the index described by ``spec`` and return without waiting.
+
+        A spec read from a server carries the pairs as stored (``stored_params``): they go back
+        in that layout, through the handler that ``MilvusClient.create_index`` itself calls
+        (``add_index`` would flatten the ORM's and Node SDK's nested params into string keys)."""
+        pairs = stored_request(spec)
 
         def create(c: MilvusClient) -> None:
+            if pairs is not None:
+                c._get_connection().create_index(
+                    spec["collection_name"], spec["field_name"], pairs, timeout=int(self.timeout),
+                    index_name=spec.get("index_name") or "", context=c._generate_call_context(), sync=False, retry_times=2,
+                )  # fmt: skip
+                return
             params = c.prepare_index_params()
             extra: dict[str, Any] = {"params": dict(spec.get("params") or {})}
             if spec.get("metric_type"):
@@ -91,10 +97,6 @@ class MilvusIndexMixin:
             c.create_index(spec["collection_name"], params, sync=False, timeout=int(self.timeout), retry_times=2)
 
         self.call(f"create_index({spec['collection_name']}.{spec['field_name']})", create)
-        if self.is_lite:  # Lite does not report build params: record them for snapshots, whoever builds
-            from airflow_milvus.lifecycle import snapshots
-
-            snapshots.record_built(self.milvus_conn_id, [spec])
 
 
 def _description(desc: Any, state_name: Any) -> dict[str, Any]:
@@ -102,9 +104,11 @@ def _description(desc: Any, state_name: Any) -> dict[str, Any]:
     import json
 
     info: dict[str, Any] = {kv.key: kv.value for kv in desc.params}
+    stored = dict(info)  # the pairs as the server stored them, before any parsing
     if info.get("params"):
         info["params"] = json.loads(info["params"])
     info.update(
+        {STORED_KEY: stored},
         field_name=desc.field_name,
         index_name=desc.index_name,
         total_rows=desc.total_rows,

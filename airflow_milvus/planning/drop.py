@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow_milvus.errors import Fix, MilvusInputError, MilvusProviderError
 from airflow_milvus.planning.rules import needs_release
-from airflow_milvus.planning.specs import LOADED_STATES, SPEC_KEYS, Spec, describe_specs
+from airflow_milvus.planning.specs import LOADED_STATES, SPEC_KEYS, Spec, check_rebuildable, describe_specs
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ def plan_collection_drop(
     targets = select_targets(
         collection, snapshot, field_name=field_name, index_name=index_name, drop_all=drop_all, field_names=field_names
     )
+    check_rebuildable(targets)  # what the rebuild would refuse must not be dropped
     note = None
     if not targets:
         what = " ".join(x for x in (field_name and f"on field {field_name!r}", index_name and f"named {index_name!r}") if x)

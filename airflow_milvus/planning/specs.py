@@ -1,7 +1,8 @@
 """The index spec model: plain JSON-safe dicts that describe an index well enough to rebuild it.
 
 Pure functions only (no Milvus calls): reading a spec from ``describe_index``, checking one
-from a user or an XCom, and comparing an existing index with a wanted one.
+from a user or an XCom, comparing an existing index with a wanted one, and the key-value pairs
+that rebuild an index in the layout the server stored it in.
 """
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from airflow_milvus.errors import MilvusInputError
-from airflow_milvus.planning.validation import parse_params, validate_name
+from airflow_milvus.errors import Fix, MilvusInputError
+from airflow_milvus.planning.validation import parse_params, validate_name, validate_stored_name
 
 Spec = dict[str, Any]
 LOADED_STATES = ("Loaded", "Loading")
 SPEC_KEYS = ("collection_name", "field_name", "index_name", "index_type", "metric_type", "params")
+# Optional spec key: the index's key-value pairs exactly as the server stored them (all strings).
+# Clients store build params differently: the pymilvus ORM and the Node SDK as one JSON string
+# under "params", MilvusClient as flat keys; a rebuild sends the pairs back as they were, so
+# every client reads back what it read before.
+STORED_KEY = "stored_params"
 # Keys of describe_index that are build status or identity, not build parameters.
 _STATUS_KEYS = {
     "index_type",
@@ -30,6 +36,7 @@ _STATUS_KEYS = {
     "fail_reason",
     "params",
     "mmap.enabled",
+    STORED_KEY,
 }
 VECTOR_INDEX_TYPES = frozenset(
     {
@@ -74,7 +81,7 @@ def spec_from_description(collection_name: str, description: Mapping[str, Any]) 
     metric = description.get("metric_type") or None
     if metric in ("NONE", ""):
         metric = None
-    return {
+    spec = {
         "collection_name": collection_name,
         "field_name": description.get("field_name"),
         "index_name": description.get("index_name"),
@@ -82,6 +89,10 @@ def spec_from_description(collection_name: str, description: Mapping[str, Any]) 
         "metric_type": metric,
         "params": params,
     }
+    stored = description.get(STORED_KEY)
+    if isinstance(stored, Mapping):
+        spec[STORED_KEY] = {str(k): str(v) for k, v in stored.items()}
+    return spec
 
 
 def is_vector_field(field: Mapping[str, Any]) -> bool:
@@ -96,8 +107,12 @@ def is_vector_spec(spec: Mapping[str, Any]) -> bool:
     return index_type.upper() in VECTOR_INDEX_TYPES and index_type.upper() != "AUTOINDEX"
 
 
-def normalize_spec(raw: Any, position: str = "index spec") -> dict[str, Any]:
-    """Check a spec from a user, a template or an XCom, and return a clean copy."""
+def normalize_spec(raw: Any, position: str = "index spec", *, typed: bool = True) -> dict[str, Any]:
+    """Check a spec from a user, a template or an XCom, and return a clean copy.
+
+    ``typed``: the names were typed as operator or CLI arguments and get the strict check.
+    Otherwise (``index_specs``: a drop's result, a listing) they are names Milvus stored, and
+    are held only to what Milvus itself takes (``validate_stored_name``)."""
     if not isinstance(raw, Mapping):
         raise MilvusInputError(
             f"{position} must be a dict with keys {', '.join(SPEC_KEYS)}; got "
@@ -109,16 +124,19 @@ def normalize_spec(raw: Any, position: str = "index spec") -> dict[str, Any]:
             f"{position} {dict(raw)!r} lacks {', '.join(missing)}; pass the drop operator's "
             "return value or specs with at least collection_name, field_name and index_type."
         )
+    check_name = validate_name if typed else validate_stored_name
     spec = {
-        "collection_name": validate_name(raw["collection_name"], f"{position}: collection_name"),
-        "field_name": validate_name(raw["field_name"], f"{position}: field_name"),
+        "collection_name": check_name(raw["collection_name"], f"{position}: collection_name"),
+        "field_name": check_name(raw["field_name"], f"{position}: field_name"),
         "index_name": raw.get("index_name") or None,
         "index_type": raw["index_type"],
         "metric_type": raw.get("metric_type") or None,
         "params": parse_params(raw.get("params"), f"{position}: params"),
     }
     if spec["index_name"] is not None:
-        validate_name(spec["index_name"], f"{position}: index_name")
+        check_name(spec["index_name"], f"{position}: index_name")
+    if raw.get(STORED_KEY) is not None:
+        spec[STORED_KEY] = _stored_pairs(raw[STORED_KEY], position)
     for key in ("index_type", "metric_type"):
         if spec[key] is not None and not isinstance(spec[key], str):
             raise MilvusInputError(
@@ -152,7 +170,7 @@ def specs_from_input(index_specs: Any) -> list[dict[str, Any]]:
         raise MilvusInputError(
             f"index_specs must be a list of specs or a drop result, got {type(index_specs).__name__}."
         )
-    specs = [normalize_spec(s, f"index_specs[{i}]") for i, s in enumerate(index_specs)]
+    specs = [normalize_spec(s, f"index_specs[{i}]", typed=False) for i, s in enumerate(index_specs)]
     unique: dict[tuple[str, str], dict[str, Any]] = {}
     for spec in specs:
         unique.setdefault((spec["collection_name"], spec["field_name"]), spec)
@@ -173,3 +191,52 @@ def same_index(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     if not have:
         return True
     return all(_coerce(have.get(k)) == _coerce(v) for k, v in want.items())
+
+
+def _stored_pairs(stored: Any, position: str) -> dict[str, str]:
+    if not isinstance(stored, Mapping) or not all(isinstance(v, str) for v in stored.values()):
+        raise MilvusInputError(
+            f"{position}: {STORED_KEY} must map keys to strings, as a drop reports them; got "
+            f"{str(stored)[:80]!r}. Pass the drop's output unchanged, or leave {STORED_KEY} out."
+        )
+    return {str(k): v for k, v in stored.items()}
+
+
+def check_rebuildable(specs: Iterable[Mapping[str, Any]]) -> None:
+    """Refuse, before a drop, any index the rebuild (``index_specs=drop.output``) would refuse:
+    dropping it would leave the collection without it."""
+    for spec in specs:
+        name = spec.get("index_name")
+        try:
+            normalize_spec(spec, f"index {name!r}", typed=False)
+        except MilvusInputError as error:
+            raise MilvusInputError(
+                f"Index {name!r} on {spec.get('collection_name')}.{spec.get('field_name')} could not be "
+                f"rebuilt from this drop's result ({error}), so nothing was dropped. Drop the other "
+                "indexes alone, or re-create this one with your Milvus client first.",
+                fixes=[Fix("field_name", flag="-f FIELD", purpose="to drop another field's index"),
+                       Fix("index_name", flag="-i INDEX", purpose="to drop another index")],
+            ) from None
+
+
+def stored_request(spec: Mapping[str, Any]) -> dict[str, str] | None:
+    """The key-value pairs that build ``spec`` in the layout the server stored it in; None when
+    the spec does not say (a spec a user wrote: MilvusClient's flat keys, as before).
+
+    Unchanged specs get the stored pairs verbatim (value types inside the nested JSON,
+    ``metric_type: ''``); edited ones keep the stored layout with the edited values."""
+    stored = spec.get(STORED_KEY)
+    if not stored:
+        return None
+    was = spec_from_description("", {**stored, "field_name": spec.get("field_name")})
+    if all(was[k] == (spec.get(k) or ({} if k == "params" else None)) for k in ("index_type", "metric_type", "params")):
+        return dict(stored)
+    pairs = {"index_type": str(spec["index_type"])}
+    if spec.get("metric_type") or "metric_type" in stored:
+        pairs["metric_type"] = spec.get("metric_type") or ""
+    params = dict(spec.get("params") or {})
+    if "params" in stored:  # one JSON string, as the ORM and the Node SDK send it
+        pairs["params"] = json.dumps(params, separators=(",", ":"))
+    else:  # flat keys with string values, as MilvusClient sends them
+        pairs.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()})
+    return pairs

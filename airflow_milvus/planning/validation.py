@@ -42,6 +42,27 @@ def validate_name(value: Any, what: str) -> str:
     return value
 
 
+def validate_stored_name(value: Any, what: str) -> str:
+    """Return ``value`` if Milvus could have stored it as a name, else raise.
+
+    For names that come from Milvus (listings, snapshots, a drop's result), never stricter than
+    the server: Milvus 2.3.5 trims spaces before its own check and stores the name untrimmed
+    (``"vec_idx "``, ``" year_idx"``, 255 characters plus a space), so only that is held here:
+    a non-empty string whose trimmed length is at most 255. Names typed as arguments get
+    ``validate_name``."""
+    if not isinstance(value, str) or not value:
+        raise MilvusInputError(
+            f"{what} must be a non-empty string, got {type(value).__name__} {value!r}; pass the "
+            "drop operator's output unchanged, or give the name as Milvus lists it."
+        )
+    if len(value.strip()) > MAX_NAME_LENGTH:
+        raise MilvusInputError(
+            f"{what} {value[:40]!r}… is {len(value.strip())} characters long; Milvus allows at most "
+            f"{MAX_NAME_LENGTH}."
+        )
+    return value
+
+
 def is_glob(name: str) -> bool:
     return any(c in GLOB_CHARS for c in name)
 
