@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 try:
@@ -16,7 +17,21 @@ try:
 except ImportError:  # Airflow 3.1: not in its Task SDK yet (3.3's are core's classes)
     from airflow.exceptions import AirflowFailException, AirflowNotFoundException
 
-__all__ = ["AirflowFailException", "AirflowNotFoundException", "conf", "context_kwargs"]
+__all__ = ["AirflowFailException", "AirflowNotFoundException", "approval_timeout", "conf", "context_kwargs"]
+
+
+def approval_timeout(wait: timedelta) -> dict[str, timedelta]:
+    """The keyword that bounds how long a HITL ``ApprovalOperator`` waits for a person.
+
+    The standard provider shipped with Airflow 3.1 and 3.2 names it ``execution_timeout``; newer
+    ones ``response_timeout`` (they still take ``execution_timeout``, with a deprecation warning).
+    Use it as ``ApprovalOperator(..., **approval_timeout(timedelta(hours=24)))``.
+    """
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    if "response_timeout" in inspect.signature(HITLOperator.__init__).parameters:
+        return {"response_timeout": wait}
+    return {"execution_timeout": wait}
 
 
 def context_kwargs(func: Callable[..., Any], context: Mapping[str, Any]) -> dict[str, Any]:

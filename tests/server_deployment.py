@@ -54,6 +54,6 @@ def new_server_deployment(uri: str, home: Path) -> AirflowDeployment:
     env = {"AIRFLOW_CONN_MILVUS_DEFAULT": conn_env_value(uri), "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1",
            "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True"}
     return AirflowDeployment(
-        home, env=env, dag_ids=("milvus_reindex", "milvus_index_runbook"),
+        home, env=env, dag_ids=("milvus_reindex", "milvus_index_runbook_approval"),
         extra_dags={f"{BUILD_WAIT_DAG_ID}.py": BUILD_WAIT_DAG, f"{DOWNSTREAM_DAG_ID}.py": downstream_dag_source()},
     )

@@ -1,12 +1,10 @@
-"""The ops runbook example DAG: dag.test() on the real server and Milvus Lite, and its approval
-gate driven through the REST API of a real Airflow deployment (approve and reject)."""
+"""The ops runbook example DAGs: the plain runbook (dry run by default) and the approval runbook
+through dag.test() on the real server and Milvus Lite, and the approval gate driven through the
+REST API of a real Airflow deployment (approve and reject)."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
@@ -23,17 +21,19 @@ from tests.helpers import (
 )
 
 DAG_ID = "milvus_index_runbook"
+APPROVAL_DAG_ID = "milvus_index_runbook_approval"
 DESTRUCTIVE = {"drop", "rebuild_drop", "rebuild_create"}
+PARAMS = {"collection", "action", "field_name", "index_name", "drop_all", "index_type", "metric_type", "index_params"}
 
 
 @pytest.fixture
 def runbook(milvus_uri, monkeypatch):
-    shutil.copy(REPO / "example_dags" / f"{DAG_ID}.py", dags_folder())
     monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", conn_env_value(milvus_uri))
 
-    def run(**conf):
-        """One run; the approval task is marked success without running, as an approver would."""
-        dr = load_dag(DAG_ID).test(run_conf=conf, mark_success_pattern="approve")
+    def run(dag_id=DAG_ID, **conf):
+        """One run; the approval task (if any) is marked success without running, as an approver would."""
+        shutil.copy(REPO / "example_dags" / f"{dag_id}.py", dags_folder())
+        dr = load_dag(dag_id).test(run_conf=conf, mark_success_pattern="approve")
         states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
         assert dr.state == "success", states
         return dr, states
@@ -41,19 +41,24 @@ def runbook(milvus_uri, monkeypatch):
     return run
 
 
-def test_params_make_a_trigger_form_and_every_destructive_step_waits_for_approval():
-    shutil.copy(REPO / "example_dags" / f"{DAG_ID}.py", dags_folder())
-    dag = load_dag(DAG_ID)
+def _load(dag_id: str):
+    shutil.copy(REPO / "example_dags" / f"{dag_id}.py", dags_folder())
+    return load_dag(dag_id)
+
+
+def test_params_make_a_trigger_form_and_dry_run_is_the_default():
+    dag = _load(DAG_ID)
     assert dag.schedule is None
     params = dag.params.dump()
-    assert set(params) == {
-        "collection", "action", "field_name", "index_name", "drop_all",
-        "index_type", "metric_type", "index_params",
-    }  # fmt: skip
-    assert params["action"] == "status"
+    assert set(params) == PARAMS | {"dry_run"} and params["dry_run"] is True and params["action"] == "status"
     assert dag.params.get_param("action").schema["enum"] == ["status", "drop", "rebuild"]
     assert all(dag.params.get_param(p).description for p in params)
+    assert {dag.get_task(t).dry_run for t in DESTRUCTIVE} == {"{{ params.dry_run }}"}
 
+
+def test_every_destructive_step_of_the_approval_runbook_waits_for_approval():
+    dag = _load(APPROVAL_DAG_ID)
+    assert set(dag.params.dump()) == PARAMS
     approve = dag.get_task("approve")
     assert type(approve).__name__ == "ApprovalOperator" and approve.defaults == ["Reject"]
     assert DESTRUCTIVE <= approve.get_flat_relative_ids(upstream=False)
@@ -61,32 +66,28 @@ def test_params_make_a_trigger_form_and_every_destructive_step_waits_for_approva
     assert {dag.get_task(t).dry_run for t in DESTRUCTIVE} == {False}
 
 
-@pytest.mark.slow  # a fresh interpreter
-def test_without_hitl_operators_the_dry_run_param_guards_instead():
-    """Airflow before 3.1 (or a standard provider without HITL): simulated by hiding the module."""
-    code = f"""
-import json, sys
-sys.modules["airflow.providers.standard.operators.hitl"] = None  # import fails, as on Airflow < 3.1
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder={str(REPO / "example_dags" / f"{DAG_ID}.py")!r})
-assert not bag.import_errors, bag.import_errors
-dag = bag.dags[{DAG_ID!r}]
-print(json.dumps({{"params": dag.params.dump(), "tasks": sorted(dag.task_ids),
-                  "dry_run": {{t: dag.get_task(t).dry_run for t in {sorted(DESTRUCTIVE)!r}}}}}))
-"""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    seen = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert seen["params"]["dry_run"] is True
-    assert "approve" not in seen["tasks"] and "plan" not in seen["tasks"]
-    assert set(seen["dry_run"].values()) == {"{{ params.dry_run }}"}
+def test_the_approval_wait_is_bounded_on_every_standard_provider():
+    """compat.approval_timeout names the argument the installed standard provider takes."""
+    import warnings
+    from datetime import timedelta
+
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    from airflow_milvus.compat import approval_timeout
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        op = ApprovalOperator(task_id="a", subject="s", **approval_timeout(timedelta(hours=24)))
+    assert timedelta(hours=24) in (getattr(op, "response_timeout", None), op.execution_timeout)
 
 
 def test_status_runs_without_approval(runbook, milvus_uri, collection_name):
     make_collection(milvus_uri, collection_name, rows=50, indexes=(VECTOR_INDEX, scalar_index(milvus_uri)), load=True)
-    for _ in range(2):
-        dr, states = runbook(collection=collection_name)
-        assert states["status"] == "success" and states["plan"] == "skipped" and states["approve"] == "skipped"
+    for dag_id in (DAG_ID, APPROVAL_DAG_ID):
+        dr, states = runbook(dag_id, collection=collection_name)
+        assert states["status"] == "success" and {states[t] for t in DESTRUCTIVE} == {"skipped"}
+        if dag_id == APPROVAL_DAG_ID:
+            assert states["plan"] == "skipped" and states["approve"] == "skipped"
         (report,) = xcom(dr, "status")
         assert report["collection_name"] == collection_name and report["load_state"] == "Loaded"
         assert report["row_count"] == 50
@@ -109,11 +110,11 @@ def test_rebuild_with_a_new_type_restores_the_load_state_twice(runbook, milvus_u
     }
     hnsw = "HNSW L2" if is_lite(milvus_uri) else "HNSW L2 {'M': 8, 'efConstruction': 64}"  # Lite reports no params
     for attempt in range(2):  # the second run rebuilds the IVF_FLAT index it finds
-        dr, states = runbook(**conf)
+        dr, states = runbook(APPROVAL_DAG_ID, **conf)
         assert states["rebuild_create"] == "success" and states["status"] == "skipped" and states["drop"] == "skipped"
         shown = xcom(dr, "describe_plan")
         vec = f"`vec` on `vec` ({hnsw})" if attempt == 0 else "`vec` on `vec` (IVF_FLAT IP {'nlist': 16})"
-        assert f"| `{collection_name}` | Loaded | yes | {vec} |" in shown, shown
+        assert f"| `{collection_name}` | yes | {vec} |" in shown, shown
         assert "Then rebuild IVF_FLAT IP {'nlist': 16}" in shown
         created = xcom(dr, "rebuild_create")
         assert [(s["collection_name"], s["index_type"], s["metric_type"]) for s in created["created"]] == [
@@ -128,19 +129,25 @@ def test_rebuild_with_a_new_type_restores_the_load_state_twice(runbook, milvus_u
         assert load_state(milvus_uri, collection_name) == "Loaded"
 
 
-def test_drop_for_real_drops_only_the_named_index(runbook, milvus_uri, collection_name):
+def test_drop_is_a_dry_run_by_default_then_drops_only_the_named_index(runbook, milvus_uri, collection_name):
     make_collection(milvus_uri, collection_name, rows=20, indexes=(VECTOR_INDEX, scalar_index(milvus_uri)))
-    dr, states = runbook(collection=collection_name, action="drop", field_name="year")
+    before = index_summary(milvus_uri, collection_name)
+    dr, _ = runbook(collection=collection_name, action="drop", field_name="year")  # dry_run: on by default
+    assert xcom(dr, "drop")["dry_run"] is True and [s["field_name"] for s in xcom(dr, "drop")["dropped"]] == ["year"]
+    assert index_summary(milvus_uri, collection_name) == before
+    dr, states = runbook(collection=collection_name, action="drop", field_name="year", dry_run=False)
     assert states["rebuild_drop"] == "skipped" and states["rebuild_create"] == "skipped"
     assert [s["field_name"] for s in xcom(dr, "drop")["dropped"]] == ["year"]
     assert [v[0] for v in index_summary(milvus_uri, collection_name).values()] == ["vec"]
-    dr, _ = runbook(collection=collection_name, action="drop", field_name="year")  # again: nothing left
+    dr, _ = runbook(collection=collection_name, action="drop", field_name="year", dry_run=False)  # again: nothing left
     assert xcom(dr, "drop")["dropped"] == []
 
 
 def test_an_unknown_action_is_refused_before_anything_runs(runbook, milvus_uri, collection_name):
-    with pytest.raises(Exception, match="explode"):
-        run_dag(DAG_ID, conf={"collection": collection_name, "action": "explode"})
+    for dag_id in (DAG_ID, APPROVAL_DAG_ID):
+        _load(dag_id)
+        with pytest.raises(Exception, match="explode"):
+            run_dag(dag_id, conf={"collection": collection_name, "action": "explode"})
 
 
 # ------------------------------------------------------------------ the approval, for real
@@ -148,13 +155,13 @@ def test_an_unknown_action_is_refused_before_anything_runs(runbook, milvus_uri, 
 
 def respond(airflow, run_id: str, option: str) -> dict:
     """What a person does in Required Actions: read the request, then answer it (REST API)."""
-    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
-    ti = airflow.wait_for_task(DAG_ID, run_id, "approve", {"awaiting_input", "deferred", "upstream_failed", "skipped"}, timeout=240)
+    path = f"/api/v2/dags/{APPROVAL_DAG_ID}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
+    ti = airflow.wait_for_task(APPROVAL_DAG_ID, run_id, "approve", {"awaiting_input", "deferred", "upstream_failed", "skipped"}, timeout=240)
     if ti["state"] not in ("awaiting_input", "deferred"):
-        raise AssertionError(airflow.explain(airflow.wait_for_run(DAG_ID, run_id)))
+        raise AssertionError(airflow.explain(airflow.wait_for_run(APPROVAL_DAG_ID, run_id)))
     # Airflow 3.3.2 races: an answer before the scheduler has seen the parked task's process
     # exit gets the task failed ("state changed externally"). A person is never that fast.
-    parked = f"Received executor event with state success for task instance TaskInstanceKey(dag_id='{DAG_ID}', task_id='approve', run_id='{run_id}'"
+    parked = f"Received executor event with state success for task instance TaskInstanceKey(dag_id='{APPROVAL_DAG_ID}', task_id='approve', run_id='{run_id}'"
     deadline = time.monotonic() + 60
     while parked not in airflow.log_path("scheduler").read_text(errors="replace") and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -172,13 +179,13 @@ def test_a_person_approves_or_rejects_the_drop_through_the_rest_api(server_deplo
     make_collection(uri, collection_name, rows=30, indexes=(VECTOR_INDEX, scalar_index(uri)), load=True)
     before = index_summary(uri, collection_name)
 
-    run_id = server_deployment.trigger(DAG_ID, {"collection": collection_name, "action": "drop", "field_name": "vec"})
+    run_id = server_deployment.trigger(APPROVAL_DAG_ID, {"collection": collection_name, "action": "drop", "field_name": "vec"})
     request = respond(server_deployment, run_id, option)
     assert request["options"] == ["Approve", "Reject"] and request["subject"] == f"Drop indexes of {collection_name}?"
     body = request["body"]  # the plan the person approved or rejected
-    assert f"| `{collection_name}` | Loaded | yes | `vec` on `vec` (HNSW L2 {{'M': 8, 'efConstruction': 64}}) |" in body, body
+    assert f"| `{collection_name}` | yes | `vec` on `vec` (HNSW L2 {{'M': 8, 'efConstruction': 64}}) |" in body, body
     assert "`year` on `year` (STL_SORT)" in body  # the snapshot: every index, kept ones too
-    run = server_deployment.wait_for_run(DAG_ID, run_id)
+    run = server_deployment.wait_for_run(APPROVAL_DAG_ID, run_id)
     assert run.state == "success", server_deployment.explain(run)
     states = {t: ti["state"] for t, ti in run.tasks.items()}
     assert states["approve"] == "success" and states["plan"] == "success"
