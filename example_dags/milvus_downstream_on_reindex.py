@@ -5,21 +5,27 @@ event for ``milvus://<host>:<port>/<db>/demo_books`` (or ``milvus://lite/<path>.
 on Milvus Lite), and the scheduler starts this DAG. Put a cache warm-up, a RAG evaluation or a
 search-service reload here. See docs/assets_and_approval.md.
 
-``collection_asset`` names the asset from the connection, so this DAG follows whatever
-``milvus_default`` points at. It reads the connection (no Milvus call) when the file is parsed.
+The asset is written out rather than read from the connection: Airflow parses this file every
+few minutes, and a parse should look nothing up. ``MILVUS_DEMO_URI`` says where
+``milvus_default`` points (a server's ``http(s)://host:port``); unset, it is the demo's Milvus
+Lite file. In your own DAG, write the asset's URI, e.g.
+``Asset("milvus://milvus.internal:19530/default/books")``.
 """
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import dag, task
+import os
 
-from airflow_milvus.assets import collection_asset
+import pendulum
+from airflow.sdk import Asset, dag, task
+
+from airflow_milvus.assets import uri_for
+from airflow_milvus.hooks.connection import default_lite_path
 from airflow_milvus.hooks.milvus import MilvusHook
 
 CONN_ID = "milvus_default"
 COLLECTION = "demo_books"
-BOOKS = collection_asset(COLLECTION, CONN_ID)
+BOOKS = Asset(uri_for(os.environ.get("MILVUS_DEMO_URI") or default_lite_path(), COLLECTION))
 
 
 @dag(

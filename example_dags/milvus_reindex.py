@@ -8,9 +8,11 @@ Runs as-is on embedded Milvus Lite (no ``milvus_default`` connection needed) and
 server (set ``AIRFLOW_CONN_MILVUS_DEFAULT``). Safe to re-run: every step is idempotent.
 
 Two runs reindexing the same collection at once would race (each drops what the other
-builds). ``max_active_runs=1`` stops that within this DAG; the pool stops it across DAGs
-that share the collection. Create it once: ``airflow pools set milvus_reindex 1 "one reindex at a time"``
-(a pool that does not exist keeps the scheduler from starting the tasks).
+builds). ``max_active_runs=1`` stops that within this DAG. Across DAGs that share the
+collection, put their tasks in one pool of a single slot: create it
+(``airflow pools set milvus_reindex 1 "one reindex at a time"``) and add
+``default_args={"pool": "milvus_reindex"}``. The DAG uses none, so it runs in a fresh Airflow
+(a task whose pool does not exist is never started).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from airflow_milvus.operators.ingest import MilvusIngestOperator
 from airflow_milvus.operators.quality import MilvusRecallCheckOperator
 
 CONN_ID = "milvus_default"
-POOL = "milvus_reindex"
 DIM = 32
 DEFAULT_INDEX = {"field_name": "embedding", "index_type": "HNSW", "metric_type": "L2", "params": {"M": 16, "efConstruction": 64}}
 
@@ -45,7 +46,6 @@ def _vector(i: int) -> list[float]:
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"pool": POOL},
     tags=["milvus", "example"],
     params={
         "collection": Param("demo_books", type="string", description="Collection to reindex"),

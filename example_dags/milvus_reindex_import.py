@@ -35,7 +35,6 @@ from airflow_milvus.operators.index import (
 )
 
 CONN_ID = "milvus_default"
-POOL = "milvus_reindex"
 DIM = 32
 DEFAULT_INDEX = {"field_name": "embedding", "index_type": "HNSW", "metric_type": "L2", "params": {"M": 16, "efConstruction": 64}}
 
@@ -51,7 +50,6 @@ def _vector(i: int) -> list[float]:
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"pool": POOL},
     tags=["milvus", "example"],
     params={
         "collection": Param("demo_books_import", type="string", description="Collection to reindex"),

@@ -19,7 +19,6 @@ if [ -z "${DEMO_VENV:-}" ]; then
 fi
 echo "Running the example DAG milvus_reindex on embedded Milvus Lite ..."
 "$VENV"/bin/airflow db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1
-"$VENV"/bin/airflow pools set milvus_reindex 1 "one Milvus reindex at a time" > /dev/null
 # No milvus_default connection: the hook uses Milvus Lite at $AIRFLOW_HOME/milvus_lite.db,
 # served by one shared `milvus-lite server` process that every Airflow process connects to.
 status=0

@@ -51,7 +51,8 @@ def downstream_dag_source() -> str:
 
 def new_server_deployment(uri: str, home: Path) -> AirflowDeployment:
     """The deployment, not started yet (``with server_deployment(...) as airflow:``)."""
-    env = {"AIRFLOW_CONN_MILVUS_DEFAULT": conn_env_value(uri), "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1",
+    env = {"AIRFLOW_CONN_MILVUS_DEFAULT": conn_env_value(uri), "MILVUS_DEMO_URI": uri,
+           "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1",
            "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True"}
     return AirflowDeployment(
         home, env=env, dag_ids=("milvus_reindex", "milvus_index_runbook_approval"),

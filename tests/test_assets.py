@@ -187,6 +187,7 @@ def test_reindex_example_queues_the_downstream_dag(milvus_uri, monkeypatch, coll
     from airflow.utils.session import create_session
 
     monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", conn_env_value(milvus_uri))
+    monkeypatch.setenv("MILVUS_DEMO_URI", milvus_uri)  # where the downstream example's asset points
     source = (REPO / "example_dags" / "milvus_downstream_on_reindex.py").read_text()
     downstream = "milvus_downstream_on_reindex"
     assert 'COLLECTION = "demo_books"' in source
