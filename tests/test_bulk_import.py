@@ -260,7 +260,7 @@ def test_deferrable_in_a_dag_run(milvus_conn, milvus_uri, collection_name, flavo
 def test_bad_numbers_are_refused(milvus_conn, milvus_uri, collection_name, tmp_path):
     make_collection(milvus_uri, collection_name, rows=0)
     good = write_json(tmp_path / "good.json", [row(1)])
-    for field, value in (("validate_rows", 0), ("batch_size", "many")):
+    for field, value in (("validate_rows", 0), ("validate_rows", True), ("batch_size", "many"), ("batch_size", "2.5")):
         with pytest.raises(MilvusInputError, match=rf"{field}=.*use a whole number >= 1"):
             run_import(milvus_conn, collection_name, [good], **{field: value})
     assert row_count(milvus_uri, collection_name) == 0
@@ -283,5 +283,5 @@ def test_lite_checks_every_row_and_streams_json_in_pieces(lite_conn, lite_uri, c
         run_import(lite_conn, collection_name, [late])  # far beyond validate_rows: Lite checks them all
     assert row_count(lite_uri, collection_name) == 0
     good = write_json(tmp_path / "good.json", [row(i) for i in range(1501)])
-    assert run_import(lite_conn, collection_name, [good], batch_size=400)["rows"] == 1501
+    assert run_import(lite_conn, collection_name, [good], batch_size=" 400 ")["rows"] == 1501  # as a template renders it
     assert ids_in(lite_uri, collection_name) == list(range(1501))

@@ -116,3 +116,46 @@ def test_sensor_raises_on_failed_build():
     sensor.hook = _Stub()  # overrides the cached property
     with pytest.raises(MilvusIndexBuildError, match="bad params"):
         sensor.poke({})
+
+
+# ---------------------------------------------------------------------- import jobs, same poller
+def test_import_trigger_serialization_is_unchanged():
+    from airflow_milvus.triggers.bulk_import import MilvusImportJobTrigger
+
+    trigger = MilvusImportJobTrigger(job_ids=["7", 8], milvus_conn_id="m", timeout=30, started_at=1.5, payload={"k": 1})
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_milvus.triggers.bulk_import.MilvusImportJobTrigger"
+    assert kwargs == {"job_ids": [7, 8], "milvus_conn_id": "m", "poll_interval": 5.0, "timeout": 30.0,
+                      "started_at": 1.5, "payload": {"k": 1}}
+    assert MilvusImportJobTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+class _ImportStub(_Stub):
+    """Import job states on demand: a real server fails a job only for a bad file, and never stalls one."""
+
+    jobs: list[dict] = []
+
+    def import_job_status(self, job_id):
+        time.sleep(0.05)  # a blocking call, as pymilvus makes
+        state = self.jobs.pop(0) if len(self.jobs) > 1 else self.jobs[0]
+        return {"job_id": job_id, "progress": 0, "rows": 0, "files": "a.json", "reason": "", **state}
+
+
+@pytest.mark.parametrize(
+    ("jobs", "timeout", "status", "message"),
+    [
+        ([{"state": 0, "state_name": "Pending"}, {"state": 1, "state_name": "Failed", "reason": "bad row"}], None,
+         "error", "import job 3 of a.json failed: bad row"),
+        ([{"state": 2, "state_name": "Started"}], 0.2, "timeout", "Import jobs not finished after 0s"),
+        ([{"state": 2, "state_name": "Started"}, {"state": 6, "state_name": "Completed", "rows": 9}], None,
+         "success", "all imports completed"),
+    ],
+)
+def test_import_trigger_events(monkeypatch, jobs, timeout, status, message):
+    from airflow_milvus.triggers.bulk_import import MilvusImportJobTrigger
+
+    monkeypatch.setattr("airflow_milvus.hooks.milvus.MilvusHook", _ImportStub)
+    _ImportStub.jobs = jobs
+    event = first_event(MilvusImportJobTrigger(job_ids=[3], poll_interval=0.01, timeout=timeout, payload={"k": 1}))
+    assert (event["status"], event["message"], event["payload"]) == (status, message, {"k": 1})
+    assert [s["job_id"] for s in event["statuses"]] == [3]

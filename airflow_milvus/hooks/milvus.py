@@ -27,6 +27,7 @@ from airflow_milvus.errors import (
 from airflow_milvus.hooks import connection
 from airflow_milvus.hooks.aliases import MilvusAliasMixin
 from airflow_milvus.hooks.connection import DEFAULT_TIMEOUT, build_client_config, default_lite_path
+from airflow_milvus.hooks.imports import MilvusImportMixin
 from airflow_milvus.hooks.indexes import MilvusIndexMixin
 from airflow_milvus.hooks.retry import (
     RetryPolicy,
@@ -46,7 +47,7 @@ T = TypeVar("T")
 SKIP_MISSING_COLLECTIONS = Fix("missing_collection_ok", True, purpose="to skip it")
 
 
-class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, BaseHook):
+class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, BaseHook):
     """Interact with Milvus (a server, Zilliz Cloud, or embedded Milvus Lite).
 
     Every call goes through the provider's retry policy: transient faults are retried with

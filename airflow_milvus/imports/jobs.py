@@ -1,8 +1,8 @@
-"""Milvus import jobs (the gRPC Import call) and the memory of completed imports.
+"""Milvus import jobs: one poll of their state, and the memory of completed imports.
 
-Jobs go through the hook's own client (its gRPC handler, with the connection's database),
-under the hook's retry policy: no second connection, nothing ORM-global. pymilvus exposes
-the same calls as ``utility.do_bulk_insert`` / ``get_bulk_insert_state``.
+Jobs are started and read through the hook (``MilvusHook.start_import_job`` and
+``import_job_status``, in hooks/imports.py); :func:`check_jobs` is the one poll that the
+operator (on a worker) and the trigger both run through ``lifecycle/waiting.py``.
 
 Completed imports are remembered in an Airflow Variable per connection and collection (as
 index snapshots are, see snapshots.py), keyed by each item's fingerprint (import_files.py):
@@ -15,56 +15,17 @@ import json
 import logging
 from typing import Any
 
+from airflow_milvus.hooks.imports import DONE, FAILED, STATES  # noqa: F401  (the operator reads them here)
 from airflow_milvus.lifecycle import snapshots
 
 log = logging.getLogger(__name__)
 PREFIX = "airflow_milvus.imports"
 KEEP = 200  # remembered items per collection, newest kept
 
-# BulkInsertState codes (pymilvus.client.types), named as Milvus logs them.
-STATES = {0: "Pending", 1: "Failed", 2: "Started", 5: "Persisted", 6: "Completed", 7: "Failed and cleaned"}
-DONE, FAILED = {6}, {1, 7}
-
-
-def start_job(hook, collection_name: str, partition_name: str | None, item: list[str]) -> int:
-    """Start one import job; returns its id."""
-
-    def start(c) -> int:
-        handler = c._get_connection()
-        return int(handler.do_bulk_insert(
-            collection_name, partition_name or "", list(item),
-            timeout=hook.timeout, retry_times=2, context=c._generate_call_context(),
-        ))
-
-    return hook.call(f"import({collection_name} <- {', '.join(item)})", start)
-
-
-def job_status(hook, job_id: int) -> dict[str, Any]:
-    """JSON-safe state of one job: id, state, state_name, progress, rows, files, reason."""
-
-    def get(c):
-        return c._get_connection().get_bulk_insert_state(
-            int(job_id), timeout=hook.timeout, retry_times=2, context=c._generate_call_context()
-        )
-
-    state = hook.call(f"get_import_state({job_id})", get)
-    infos = state.infos or {}
-    code = int(state.state)
-    return {
-        "job_id": int(job_id),
-        "state": code,
-        "state_name": STATES.get(code, f"Unknown ({code})"),
-        # Milvus 2.3 reports no percentage until the rows are persisted; 0 until then.
-        "progress": int(infos.get("progress_percent") or (100 if code in DONE else 0)),
-        "rows": int(state.row_count or 0),
-        "files": str(infos.get("files") or ""),
-        "reason": str(infos.get("failed_reason") or ""),
-    }
-
 
 def check_jobs(hook, job_ids: list[int]) -> dict[str, Any]:
     """One poll of every job: an event payload whose status is success, error or pending."""
-    statuses = [job_status(hook, job_id) for job_id in job_ids]
+    statuses = [hook.import_job_status(job_id) for job_id in job_ids]
     failed = [s for s in statuses if s["state"] in FAILED]
     if failed:
         message = "; ".join(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,8 +11,9 @@ from airflow_milvus.hooks.retry import error_message
 from airflow_milvus.imports import files as import_files
 from airflow_milvus.imports import jobs as import_jobs
 from airflow_milvus.imports.rows import RowChecker
+from airflow_milvus.lifecycle import waiting
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.planning.validation import validate_name
+from airflow_milvus.planning.validation import as_int, validate_name
 
 
 class MilvusBulkImportOperator(MilvusBaseOperator):
@@ -94,17 +94,14 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
         for field in ("validate_rows", "batch_size"):
             value = getattr(self, field)
             try:
-                number = int(value) if not isinstance(value, bool) else 0
-            except (TypeError, ValueError):
-                number = 0
-            if number < 1:
-                raise MilvusInputError(f"{self.task_id}: {field}={value!r}: use a whole number >= 1.")
-            setattr(self, field, number)
+                setattr(self, field, as_int(value, field, 1))
+            except MilvusInputError:  # the operator's wording, which names the task
+                raise MilvusInputError(f"{self.task_id}: {field}={value!r}: use a whole number >= 1.") from None
         if not hook.has_collection(name):
             raise MilvusInputError(f"Collection {name!r} does not exist in {hook.redact(hook.uri)}; create it before importing into it.")
         if self.partition_name:
             partition = validate_name(self.partition_name, "partition name")
-            if not hook.call(f"has_partition({name}.{partition})", lambda c: c.has_partition(name, partition, timeout=hook.timeout)):
+            if not hook.has_partition(name, partition):
                 raise MilvusInputError(f"Partition {partition!r} does not exist in collection {name!r}; create it or leave partition_name unset.")
         description = hook.describe_collection(name)
         collection_id = description.get("collection_id")
@@ -118,7 +115,7 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
             fp = import_files.fingerprint(item)
             entry = memory.get(fp) or {}
             if entry.get("state") == "started" and not lite:
-                status = import_jobs.job_status(hook, entry["job_id"])
+                status = hook.import_job_status(entry["job_id"])
                 if status["state"] in import_jobs.DONE:
                     memory[fp] = {**entry, "state": "completed", "rows": status["rows"]}
                     entry = memory[fp]
@@ -174,7 +171,7 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
 
     def _start(self, name: str, fp: str, item: list[str], memory: dict, collection_id: Any) -> dict[str, Any]:
         try:
-            job_id = import_jobs.start_job(self.hook, name, self.partition_name, item)
+            job_id = self.hook.start_import_job(name, self.partition_name, item)
         except MilvusProviderError:
             raise
         except Exception as exc:
@@ -190,15 +187,13 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
 
     # ------------------------------------------------------------------ wait and finish
     def _wait(self, name: str, job_ids: list[int]) -> dict[str, Any]:
-        deadline = time.monotonic() + float(self.timeout)
-        while True:
-            event = import_jobs.check_jobs(self.hook, job_ids)
-            self.log.info("Import into %s: %s", name, import_jobs.describe_progress(event["statuses"]))
-            if event["status"] != "pending":
-                return event
-            if time.monotonic() >= deadline:
-                return {**event, "status": "timeout", "message": f"Import jobs not finished after {float(self.timeout):.0f}s"}
-            time.sleep(float(self.poll_interval))
+        # The state machine the trigger drives; the worker logs "Import into", the trigger "Import progress".
+        return waiting.poll(
+            lambda: import_jobs.check_jobs(self.hook, job_ids), timeout=float(self.timeout),
+            poll_interval=float(self.poll_interval), logger=self.log,
+            describe=lambda event: f"Import into {name}: {import_jobs.describe_progress(event['statuses'])}",
+            timeout_message=lambda event: f"Import jobs not finished after {float(self.timeout):.0f}s",
+        )
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
         self.coerce_rendered_fields()
@@ -240,21 +235,10 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
         name, hook = result["collection_name"], self.hook
         own_keys = not (description.get("auto_id") or any(f.get("auto_id") for f in description["fields"] if f.get("is_primary")))
         mode = "upsert" if own_keys else "insert"
-        partition = self.partition_name
-
-        def write(batch: list[dict[str, Any]]) -> int:
-            if not partition:
-                return hook.write_rows(name, batch, mode=mode)
-            done = hook.call(
-                f"{mode}({name}.{partition}, {len(batch)} rows)",
-                lambda c: getattr(c, mode)(name, batch, partition_name=partition, timeout=hook.timeout),
-            )
-            return int(done.get(f"{mode}_count", len(batch)))
-
         for fp, item in todo:
             rows = 0
             for batch in import_files.read_rows(item, batch_size=int(self.batch_size)):
-                rows += write(batch)
+                rows += hook.write_partition_rows(name, self.partition_name, batch, mode=mode)
                 self.log.info("Milvus Lite: %s %d rows of %s into %s so far", mode, rows, ", ".join(item), name)
             memory[fp] = {"files": item, "job_id": None, "state": "completed", "rows": rows}
             import_jobs.save(self.milvus_conn_id, name, collection_id, memory)

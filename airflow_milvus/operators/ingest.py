@@ -10,7 +10,7 @@ from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.hooks.retry import error_message
 from airflow_milvus.imports.rows import RowChecker
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.planning.validation import validate_name
+from airflow_milvus.planning.validation import as_int, validate_name
 
 MODES = ("insert", "upsert")
 # common.ai's LlamaIndexEmbeddingOperator returns {"chunks": [{"text", "metadata", "vector"}, ...]}:
@@ -123,11 +123,9 @@ class MilvusIngestOperator(MilvusBaseOperator):
         if self.mode not in MODES:
             raise MilvusInputError(f"mode={self.mode!r}: use 'insert' or 'upsert'.")
         try:
-            size = int(self.batch_size) if not isinstance(self.batch_size, bool) else 0
-        except (TypeError, ValueError):
-            size = 0
-        if size < 1:
-            raise MilvusInputError(f"batch_size={self.batch_size!r}: use a whole number of rows >= 1.")
+            size = as_int(self.batch_size, "batch_size", 1)
+        except MilvusInputError:  # ingest's own wording, which users and tests match
+            raise MilvusInputError(f"batch_size={self.batch_size!r}: use a whole number of rows >= 1.") from None
         if not self.hook.has_collection(name):
             raise MilvusInputError(f"Collection {name!r} does not exist; create it before ingesting into it.")
         checker = RowChecker(self.hook.describe_collection(name), self.mode)

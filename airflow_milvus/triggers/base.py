@@ -1,5 +1,5 @@
-"""The polling loop that the provider's triggers share: poll in a worker thread, log progress,
-stop on a final event or at the timeout. Subclasses say what one poll is."""
+"""The base of the provider's triggers: the wait is ``lifecycle.waiting.apoll`` (the state
+machine the operators and the sensor drive on a worker), and subclasses say what one poll is."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_milvus.lifecycle.waiting import apoll
 
 
 class MilvusPollingTrigger(BaseTrigger):
@@ -46,7 +48,8 @@ class MilvusPollingTrigger(BaseTrigger):
         raise NotImplementedError
 
     def poll(self, hook) -> dict[str, Any]:
-        """One synchronous poll: an event whose status is success, error or pending."""
+        """One synchronous poll, the same ``check`` the worker runs: an event whose status is
+        success, error or pending."""
         raise NotImplementedError
 
     def progress(self, event: dict[str, Any]) -> str:
@@ -74,17 +77,10 @@ class MilvusPollingTrigger(BaseTrigger):
 
         hook = MilvusHook(milvus_conn_id=self.milvus_conn_id)
         try:
-            while True:
-                event = await asyncio.to_thread(self.poll, hook)
-                event["payload"] = self.payload
-                self.log.info("%s", self.progress(event))
-                if event["status"] != "pending":
-                    yield TriggerEvent(event)
-                    return
-                if self.timeout is not None and time.time() - self.started_at >= self.timeout:
-                    event.update(status="timeout", message=self.timeout_message(event))
-                    yield TriggerEvent(event)
-                    return
-                await asyncio.sleep(self.poll_interval)
+            event = await apoll(
+                lambda: self.poll(hook), timeout=self.timeout, poll_interval=self.poll_interval,
+                describe=self.progress, logger=self.log, timeout_message=self.timeout_message, started_at=self.started_at,
+            )
+            yield TriggerEvent({**event, "payload": self.payload})
         finally:
             await asyncio.to_thread(hook.close)

@@ -29,7 +29,7 @@ class MilvusIndexBuiltTrigger(MilvusPollingTrigger):
         return waiting.check_builds(hook, self.targets)
 
     def progress(self, event: dict[str, Any]) -> str:
-        return f"Index builds ({event['message']}): {event['statuses']}"
+        return waiting.describe_builds(event)
 
     def timeout_message(self, event: dict[str, Any]) -> str:
         return f"Index builds not finished after {self.timeout:.0f}s: {event['statuses']}"
