@@ -36,6 +36,7 @@ from airflow_milvus.operators.collection import MilvusLoadCollectionOperator
 from airflow_milvus.operators.index import MilvusCreateIndexOperator
 from airflow_milvus.operators.ingest import MilvusIngestOperator
 from airflow_milvus.operators.quality import MilvusRecallCheckOperator
+from airflow_milvus.operators.search import MilvusSearchOperator
 
 CONN_ID = "milvus_default"
 DIM = 32
@@ -133,14 +134,23 @@ def milvus_blue_green_reindex():
     )
     load = MilvusLoadCollectionOperator(task_id="load", milvus_conn_id=CONN_ID, collection_name=planned["new"])  # step 4
 
+    search_new = MilvusSearchOperator(  # step 4: row 7 must be its own nearest neighbour
+        task_id="search_new",
+        milvus_conn_id=CONN_ID,
+        collection_name=planned["new"],
+        data=[_vector(7)],
+        anns_field="embedding",
+        limit=1,
+        consistency_level="Strong",
+    )
+
     @task
-    def verify(new: str, params=None) -> int:
+    def verify(new: str, hits: list[list[dict]], params=None) -> int:
         """Swap only to a generation that answers: all rows there, row 7 its own nearest neighbour."""
         with MilvusHook(CONN_ID) as hook:
             hook.flush(new)
             count = hook.row_count(new)
-            hits = hook.call("search", lambda c: c.search(new, data=[_vector(7)], limit=1, anns_field="embedding"))
-        if count < int(params["rows"]) or not hits[0] or int(hits[0][0]["id"]) != 7:
+        if count < int(params["rows"]) or not hits[0] or hits[0][0]["id"] != 7:
             raise ValueError(f"{new}: {count} rows, search for row 7 returned {hits}; not swapping to it")
         return count
 
@@ -173,7 +183,8 @@ def milvus_blue_green_reindex():
                 hook.drop_collection(name)
         return old
 
-    created >> ingest >> build >> load >> verify(planned["new"]) >> check_recall >> swap >> drop_previous()
+    created >> ingest >> build >> load >> search_new
+    verify(planned["new"], search_new.output) >> check_recall >> swap >> drop_previous()
 
 
 milvus_blue_green_reindex()

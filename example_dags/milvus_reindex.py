@@ -1,4 +1,4 @@
-"""Scheduled reindex of a Milvus collection: drop the index, bulk reload, rebuild, load, query.
+"""Scheduled reindex of a Milvus collection: drop the index, bulk reload, rebuild, load, search.
 
 After the rebuild, ``check_recall`` measures the rebuilt index's recall@10 against exact search
 (a trend to watch in its XCom and log). It only measures by default; set the ``min_recall``
@@ -29,6 +29,7 @@ from airflow_milvus.operators.index import (
 )
 from airflow_milvus.operators.ingest import MilvusIngestOperator
 from airflow_milvus.operators.quality import MilvusRecallCheckOperator
+from airflow_milvus.operators.search import MilvusSearchOperator
 
 CONN_ID = "milvus_default"
 DIM = 32
@@ -103,19 +104,24 @@ def milvus_reindex():
         poll_interval=1,
     )
 
+    # Prove the collection serves queries: the nearest neighbour of row 7's vector is row 7.
+    # A wide HNSW beam (ef): with 100k+ rows the default can miss the exact match.
+    nearest = MilvusSearchOperator(
+        task_id="search_row_7",
+        milvus_conn_id=CONN_ID,
+        collection_name="{{ params.collection }}",
+        data=[_vector(7)],
+        anns_field="embedding",
+        limit=3,
+        search_params={"params": {"ef": 1024}},
+    )
+
     @task
-    def search(params=None) -> list[int]:
-        """Prove the collection serves queries: the nearest neighbour of row 7's vector is row 7."""
-        name = params["collection"]
-        with MilvusHook(CONN_ID) as hook:
-            # A wide HNSW beam (ef): with 100k+ rows the default can miss the exact match.
-            hits = hook.call(
-                "search",
-                lambda c: c.search(name, data=[_vector(7)], limit=3, anns_field="embedding", search_params={"params": {"ef": 1024}}),
-            )
-        ids = [int(h["id"]) for h in hits[0]]
+    def search(hits: list[list[dict]], params=None) -> list[int]:
+        """The ids the search found, nearest first; fails unless row 7 comes first."""
+        ids = [hit["id"] for hit in hits[0]]
         if not ids or ids[0] != 7:
-            raise ValueError(f"Search on {name} returned {ids}, expected row 7 first")
+            raise ValueError(f"Search on {params['collection']} returned {ids}, expected row 7 first")
         return ids
 
     check_recall = MilvusRecallCheckOperator(
@@ -126,7 +132,8 @@ def milvus_reindex():
         min_recall="{{ params.min_recall }}",
     )
 
-    seed() >> drop >> reload >> rebuild >> search()
+    seed() >> drop >> reload >> rebuild >> nearest
+    search(nearest.output)
     rebuild >> check_recall
 
 

@@ -14,6 +14,12 @@ def _describe(task_id: str, value) -> str:
     if not isinstance(value, (dict, list)):
         return "" if value is None else str(value)[:100]
     if isinstance(value, list):
+        if value and all(isinstance(hits, list) and all(isinstance(h, dict) and "distance" in h for h in hits) for hits in value):
+            first = value[0]  # a MilvusSearchOperator result: one list of hits per query vector
+            nearest = f", nearest at distance {first[0]['distance']:.4f}" if first else ""
+            return f"{len(value)} queries; query 1: ids {[h['id'] for h in first][:5]}{nearest}"
+        if value and all(isinstance(row, dict) for row in value):  # a MilvusQueryOperator result
+            return f"{len(value)} entities, first {str(value[0])[:80]}"
         return f"{value[:5]}"
     if "dropped" in value:
         dropped = ", ".join(f"{s['index_type']} on {s['collection_name']}.{s['field_name']}" for s in value["dropped"])
