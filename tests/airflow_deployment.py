@@ -62,6 +62,8 @@ class AirflowDeployment(AirflowApi):
     :param dag_ids: example DAGs that must be parsed before ``start()`` returns.
     :param components: which of ``COMPONENTS`` to start; ``("api-server",)`` serves the REST
         API and the UI alone (the browser test).
+    :param python: the interpreter whose Airflow runs the components; another virtualenv's
+        (``.venvs/low/bin/python``) serves that Airflow version's UI.
     """
 
     def __init__(
@@ -76,8 +78,10 @@ class AirflowDeployment(AirflowApi):
         extra_dags: dict[str, str] | None = None,
         dag_ids: tuple[str, ...] = ("milvus_reindex",),
         components: tuple[str, ...] = COMPONENTS,
+        python: str = sys.executable,
     ) -> None:
         self.home = Path(home)
+        self.python = str(python)
         self.components = components
         self.executor = executor
         self.celery_workers = celery_workers if executor == "CeleryExecutor" else 0
@@ -150,7 +154,7 @@ class AirflowDeployment(AirflowApi):
     def airflow(self, *args: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
         """Run an ``airflow`` CLI command against this deployment; return the finished process."""
         proc = subprocess.run(
-            [sys.executable, "-m", "airflow", *args], capture_output=True, text=True, env=self.env, timeout=timeout
+            [self.python, "-m", "airflow", *args], capture_output=True, text=True, env=self.env, timeout=timeout
         )
         if check and proc.returncode:
             raise RuntimeError(f"airflow {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
@@ -177,7 +181,7 @@ class AirflowDeployment(AirflowApi):
                 (self.dags_folder / path.name).symlink_to(path)
             for name, source in self.extra_dags.items():
                 (self.dags_folder / name).write_text(source)
-        shutil.copyfile(migrated_database(), self.home / "airflow.db")
+        shutil.copyfile(migrated_database(self.python), self.home / "airflow.db")
         if self._redis_port:
             self._spawn("redis", ["redis-server", "--port", str(self._redis_port), "--bind", "127.0.0.1",
                                   "--dir", str(self.home), "--save", "", "--appendonly", "no"])
@@ -212,7 +216,7 @@ class AirflowDeployment(AirflowApi):
         if args is None:
             raise ValueError(f"Unknown component {name!r}")
         self.killed.discard(name)
-        self._spawn(name, [sys.executable, "-m", "airflow", *args], env)
+        self._spawn(name, [self.python, "-m", "airflow", *args], env)
 
     def reconfigure(self, name: str, **env: str) -> None:
         """Roll out settings to a component: stop it (SIGTERM), then start it with ``env`` added.

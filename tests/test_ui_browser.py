@@ -3,16 +3,23 @@
 A throwaway `airflow api-server` serves the React UI with this provider installed. The
 browser adds a Milvus connection, checks our labelled fields, saves it, reopens it, and
 presses Test against the real Milvus server. Screenshots land in test-artifacts/.
+
+With ``AIRFLOW_MILVUS_UI_VENV`` set to another virtualenv (``.venvs/low`` from
+``bash scripts/matrix.sh low``: Airflow 3.1), one more test drives that Airflow's UI: 3.1 reads
+the form from ``MilvusHook.get_connection_form_widgets`` and ``get_ui_field_behaviour``, not
+from the provider info's ``conn-fields``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 
+from airflow_milvus.get_provider_info import CONN_FIELDS
 from tests.airflow_deployment import AirflowDeployment
 from tests.browser.chromium import LAUNCH_ARGS, ensure_chromium
 from tests.milvus_server import free_port
@@ -176,3 +183,47 @@ def test_unreachable_milvus_shows_failure_in_ui(page, api_server):
     toast.hover()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui-connection-unreachable.png"), animations="disabled")
+
+
+OTHER_VENV = os.environ.get("AIRFLOW_MILVUS_UI_VENV")
+
+
+@pytest.mark.skipif(not OTHER_VENV, reason="set AIRFLOW_MILVUS_UI_VENV to a virtualenv (.venvs/low: Airflow 3.1)")
+def test_connection_form_on_the_airflow_of_another_virtualenv(page, tmp_path):
+    """Every field of the form, on the UI of the Airflow in AIRFLOW_MILVUS_UI_VENV; saved and reopened."""
+    from playwright.sync_api import expect
+
+    python = Path(OTHER_VENV).resolve() / "bin" / "python"
+    with AirflowDeployment(tmp_path / "home", components=("api-server",), dag_ids=(), pools={}, python=python) as server:
+        version = server.api("GET", "/api/v2/version")["version"]
+        page.goto(server.url)
+        page.get_by_role("button", name="Admin").click()
+        page.get_by_role("menuitem", name="Connections").click()
+        page.get_by_role("button", name="Add Connection").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Connection ID").fill("milvus_other")
+        dialog.get_by_role("combobox", name="Connection Type").fill("Milvus")
+        page.get_by_role("option", name="Milvus", exact=True).click()
+
+        expect(dialog.get_by_label("Scheme (http/https)")).to_be_visible()  # ui-field-behaviour
+        expect(dialog.get_by_label("Host")).to_have_attribute("placeholder", re.compile("Milvus Lite"))
+        dialog.get_by_role("button", name="Extra Fields", exact=True).click()
+        for definition in CONN_FIELDS.values():
+            expect(field(dialog, definition["label"])).to_have_count(1)
+            expect(field(dialog, definition["label"])).to_contain_text(definition["description"])
+        if not version.startswith("3.1."):  # 3.1's form shows a "password" format field as plain text
+            expect(field(dialog, "Token").locator("input")).to_have_attribute("type", "password")
+        expect(dialog.get_by_role("checkbox", name="TLS (secure)")).not_to_be_checked()
+        field(dialog, "URI").locator("input").fill("http://milvus.internal:19530")
+        field(dialog, "Token").locator("input").fill("root:Milvus")
+        ARTIFACTS.mkdir(exist_ok=True)
+        dialog.screenshot(path=str(ARTIFACTS / f"ui-connection-form-{version}.png"))
+        dialog.get_by_role("button", name="Save").click()
+        expect(dialog).to_be_hidden()
+
+        # Reopened, the form shows what was saved (3.1's REST API wants a token; the UI has one).
+        row = page.get_by_role("row").filter(has=page.get_by_text("milvus_other", exact=True))
+        row.get_by_role("button", name="Edit Connection").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_role("button", name="Extra Fields", exact=True).click()
+        expect(field(dialog, "URI").locator("input")).to_have_value("http://milvus.internal:19530")
