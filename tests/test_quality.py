@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -108,19 +109,28 @@ def check(conn_id, name, **kwargs) -> dict:
 
 
 def numpy_recall(data, uri, name, query_ids, k, search_params, metric="L2"):
-    """Recall computed independently: exact neighbours by plain numpy on the inserted array,
-    ANN neighbours from pymilvus searches of the same query vectors."""
+    """recall, ndcg and recall_ties computed independently: exact distances by plain numpy
+    over the inserted array, ANN neighbours from pymilvus searches of the same query vectors."""
+    data = data.astype(np.float64)
     if metric == "L2":
-        exact = [np.argsort(((data - data[q]) ** 2).sum(1), kind="stable")[:k] for q in query_ids]
+        distances = [np.sqrt(((data - data[q]) ** 2).sum(1)) for q in query_ids]  # ann-benchmarks: Euclidean
     else:
         unit = data / np.linalg.norm(data, axis=1, keepdims=True) if metric == "COSINE" else data
-        exact = [np.argsort(-(unit @ unit[q]), kind="stable")[:k] for q in query_ids]
+        distances = [(1.0 if metric == "COSINE" else 0.0) - unit @ unit[q] for q in query_ids]
+    exact = [np.argsort(d, kind="stable")[:k] for d in distances]
     with milvus_client(uri) as c:
         found = [
-            {h["id"] for h in c.search(name, data=[data[q].tolist()], limit=k, anns_field="vec", search_params=search_params)[0]}
+            [h["id"] for h in c.search(name, data=[data[q].tolist()], limit=k, anns_field="vec", search_params=search_params)[0]]
             for q in query_ids
         ]
-    return float(np.mean([len(found[i] & set(exact[i].tolist())) / k for i in range(len(query_ids))]))
+    ideal = sum(1 / np.log2(i + 2) for i in range(k))
+    recall, ndcg, ties = [], [], []
+    for truth, got, dist in zip(exact, found, distances):
+        truth = truth.tolist()
+        recall.append(len(set(got) & set(truth)) / k)
+        ndcg.append(sum(1 / np.log2(truth.index(pk) + 2) for pk in set(got) if pk in truth) / ideal)
+        ties.append(sum(dist[pk] <= dist[truth[-1]] + 1e-3 for pk in got[:k]) / k)
+    return float(np.mean(recall)), float(np.mean(ndcg)), float(np.mean(ties))
 
 
 # ---------------------------------------------------------------------- pure maths
@@ -161,7 +171,7 @@ def test_recall_counts_misses_short_answers_and_ties():
 
 def test_recall_summaries_and_metric_names():
     assert summarize_recalls([1.0, 0.5]) == {"recall": 0.75, "recall_stderr": pytest.approx(0.25), "recall_min": 0.5}
-    assert latency_summary([0.001, 0.002, 0.010]) == {"p50": 2.0, "p95": 9.2, "max": 10.0}
+    assert latency_summary([0.001, 0.002, 0.010]) == {"p50": 2.0, "p95": 9.2, "p99": 9.84, "max": 10.0}
     assert check_metric("cosine") == "COSINE"
     with pytest.raises(MilvusInputError, match=r"'HAMMING' is not supported by the recall check.*L2, IP, COSINE"):
         check_metric("HAMMING")
@@ -250,7 +260,10 @@ def test_flat_index_measures_recall_one(milvus_conn, milvus_uri, collection_name
     assert (result["recall"], result["recall_min"], result["passed"]) == (1.0, 1.0, True)
     assert (result["top_k"], result["queries"], result["rows"], result["metric_type"]) == (10, 100, N, metric)
     assert (result["index"]["index_type"], result["index"]["field_name"], result["anns_field"]) == ("FLAT", "vec", "vec")
-    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p95"] <= result["latency_ms"]["max"]
+    assert (result["ndcg"], result["recall_ties"]) == (1.0, 1.0)
+    latency = result["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+    assert 1000 / latency["max"] <= result["qps"] <= 2000 / latency["p50"] * 1.001  # half the searches took >= p50
     assert result["ground_truth_seconds"] > 0 and result["min_recall"] is None
     assert len(set(result["query_ids"])) == 100
     if metric != "L2":
@@ -267,9 +280,11 @@ def test_poor_index_matches_recall_computed_by_numpy(milvus_conn, milvus_uri, co
     make_vector_collection(milvus_uri, collection_name, data, index=POOR)
     result = check(milvus_conn, collection_name, search_params=NPROBE_1, sample_size=50)
 
-    independent = numpy_recall(data, milvus_uri, collection_name, result["query_ids"], 10, NPROBE_1)
+    recall, ndcg, ties = numpy_recall(data, milvus_uri, collection_name, result["query_ids"], 10, NPROBE_1)
     assert result["recall"] < 0.8 and result["recall_min"] < result["recall"]
-    assert result["recall"] == pytest.approx(independent, abs=0.005)
+    assert result["recall"] == pytest.approx(recall, abs=0.005)
+    assert result["ndcg"] == pytest.approx(ndcg, abs=0.005) and result["ndcg"] != pytest.approx(result["recall"], abs=0.01)
+    assert result["recall_ties"] == pytest.approx(ties, abs=0.005)
     assert result["passed"] is True  # no min_recall: measured only
     assert result["search_params"] == NPROBE_1
     assert result["index"]["index_type"] == "IVF_FLAT"
@@ -298,9 +313,31 @@ def test_checks_through_an_alias_with_text_primary_keys(milvus_conn, milvus_uri,
     make_vector_collection(milvus_uri, collection_name, vectors(n=500), text_ids=True)
     with milvus_client(milvus_uri) as c:
         c.create_alias(collection_name, f"{collection_name}_live")
-    result = check(milvus_conn, f"{collection_name}_live", sample_size=10)
+    result = check(milvus_conn, f"{collection_name}_live", sample_size=10, batch_size=64)  # 8 pages of text keys
     assert (result["collection_name"], result["alias"], result["recall"]) == (collection_name, f"{collection_name}_live", 1.0)
     assert all(isinstance(pk, str) and pk.startswith("r") for pk in result["query_ids"])
+
+
+@pytest.mark.parametrize("text_ids", [False, True])
+def test_hook_streams_every_vector_once_in_bounded_pages(milvus_conn, milvus_uri, collection_name, text_ids):
+    from airflow_milvus.hooks.milvus import MilvusHook
+
+    data = vectors(n=700)
+    make_vector_collection(milvus_uri, collection_name, data, text_ids=text_ids)
+    with MilvusHook(milvus_conn) as hook:
+        for prefetch in (True, False):
+            pages = list(hook.iterate_vectors(collection_name, primary="id", field="vec", batch_size=256, prefetch=prefetch))
+            assert [len(ids) for ids, _ in pages] == [256, 256, 188]
+            ids = [pk for page, _ in pages for pk in page]
+            rows = [int(pk[1:]) for pk in ids] if text_ids else [int(pk) for pk in ids]
+            assert sorted(rows) == list(range(700)) and ids == sorted(ids)  # each row once, in key order
+            matrix = np.concatenate([v for _, v in pages])
+            assert matrix.dtype == np.float32 and np.array_equal(matrix, data[rows])
+        # A consumer that stops early leaves no page thread behind.
+        first = next(iter(hook.iterate_vectors(collection_name, primary="id", field=None, batch_size=100)))
+        assert len(first[0]) == 100 and first[1] is None
+        assert "milvus-pages" not in [t.name for t in threading.enumerate()]
+        assert hook.count_rows(collection_name) == 700
 
 
 def test_bad_input_gets_clear_errors_and_changes_nothing(milvus_conn, milvus_uri, collection_name):

@@ -29,6 +29,7 @@ from airflow_milvus.hooks.aliases import MilvusAliasMixin
 from airflow_milvus.hooks.connection import DEFAULT_TIMEOUT, build_client_config, default_lite_path
 from airflow_milvus.hooks.imports import MilvusImportMixin
 from airflow_milvus.hooks.indexes import MilvusIndexMixin
+from airflow_milvus.hooks.quality import MilvusQualityMixin
 from airflow_milvus.hooks.search import MilvusSearchMixin
 from airflow_milvus.hooks.retry import (
     RetryPolicy,
@@ -48,7 +49,7 @@ T = TypeVar("T")
 SKIP_MISSING_COLLECTIONS = Fix("missing_collection_ok", True, purpose="to skip it")
 
 
-class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusSearchMixin, BaseHook):
+class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQualityMixin, MilvusSearchMixin, BaseHook):
     """Interact with Milvus (a server, Zilliz Cloud, or embedded Milvus Lite).
 
     Every call goes through the provider's retry policy: transient faults are retried with

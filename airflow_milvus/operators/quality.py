@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from airflow_milvus.compat import AirflowFailException
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.planning.validation import parse_params, validate_name
+from airflow_milvus.planning.validation import as_int, parse_params, validate_name
 from airflow_milvus.quality.recall import (
     check_sample,
     choose_metric,
     choose_vector_field,
     index_text,
     latency_summary,
+    queries_per_second,
     summarize_recalls,
 )
 
@@ -33,10 +34,11 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
 
     Queries are ``sample_size`` vectors sampled (seeded) from the collection itself. Each is
     searched on its own through the index with ``search_params``, timed. The ground truth
-    streams every vector of the collection through a query iterator and keeps a running
-    exact top-k per query (numpy), so memory stays at one batch plus the queries. A result
-    counts as a true neighbour when its exact distance is no worse than the k-th exact
-    distance (within float32 rounding), so ties and duplicate vectors do not count as misses.
+    streams every vector of the collection page by page and keeps a running exact top-k per
+    query (numpy), so memory stays at a page or two plus the queries. A result counts as a
+    true neighbour when its exact distance is no worse than the k-th exact distance (within
+    float32 rounding), so ties and duplicate vectors do not count as misses. ``ndcg`` and
+    ``recall_ties`` are the same measurement in VectorDBBench's and ann-benchmarks' terms.
 
     The collection must be Loaded (Milvus searches only loaded collections); the check
     changes nothing, so it does not load it for you. Supports dense float vector fields
@@ -55,12 +57,13 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
     :param min_recall: fail the task when recall is below it; None only measures (templated).
     :param max_rows: refuse collections with more rows than this, as the ground truth
         reads every vector (templated).
-    :param batch_size: rows per query-iterator batch while streaming the ground truth.
+    :param batch_size: rows per query page while streaming the ground truth (at most 16384).
     :return: ``{"collection_name", "alias", "anns_field", "recall", "recall_stderr",
-        "recall_min", "passed", "min_recall", "top_k", "queries", "rows", "metric_type",
-        "index", "search_params", "latency_ms": {"p50", "p95", "max"},
-        "ground_truth_seconds", "seconds", "seed", "query_ids"}``. ``passed`` is True
-        when there is no ``min_recall``.
+        "recall_min", "ndcg", "recall_ties", "passed", "min_recall", "top_k", "queries", "rows",
+        "metric_type", "index", "search_params", "latency_ms": {"p50", "p95", "p99", "max"},
+        "qps", "ground_truth_seconds", "seconds", "seed", "query_ids"}``. ``passed`` is True
+        when there is no ``min_recall``; it gates on ``recall``. See docs/recall.md for which
+        benchmark each number matches.
     """
 
     template_fields: Sequence[str] = (
@@ -88,7 +91,7 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
         seed: int = 0,
         min_recall: float | None = None,
         max_rows: int = DEFAULT_MAX_ROWS,
-        batch_size: int = 2000,
+        batch_size: int = 4096,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -104,11 +107,11 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
 
     # ------------------------------------------------------------------ inputs
     def _validated_inputs(self) -> None:
-        self.top_k = _as_int(self.top_k, "top_k", 1, MAX_TOP_K)
-        self.sample_size = _as_int(self.sample_size, "sample_size", 1)
-        self.seed = _as_int(self.seed, "seed", 0)
-        self.max_rows = _as_int(self.max_rows, "max_rows", 1)
-        self.batch_size = _as_int(self.batch_size, "batch_size", 1, 16384)
+        self.top_k = as_int(self.top_k, "top_k", 1, MAX_TOP_K)
+        self.sample_size = as_int(self.sample_size, "sample_size", 1)
+        self.seed = as_int(self.seed, "seed", 0)
+        self.max_rows = as_int(self.max_rows, "max_rows", 1)
+        self.batch_size = as_int(self.batch_size, "batch_size", 1, 16384)
         if self.min_recall in (None, "", "None"):
             self.min_recall = None
         else:
@@ -150,17 +153,19 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
                     "(MilvusCreateIndexOperator waits by default, or MilvusIndexBuiltSensor)."
                 )
         metric = choose_metric(f"{name}.{field}", index, self.search_params.get("metric_type"))
-        rows = self._count(name)
+        rows = hook.count_rows(name)
         check_sample(name, rows, sample_size=self.sample_size, top_k=self.top_k, max_rows=self.max_rows)
 
-        query_ids, queries = self._sample_queries(name, primary, field, rows)
-        ann_ids, latencies = self._search(name, primary, field, queries)
+        query_ids, queries = hook.sample_rows(name, primary=primary, field=field, positions=self._positions(rows))
+        ann_ids, latencies = hook.search_vectors(
+            name, queries, field=field, primary=primary, limit=self.top_k, search_params=self.search_params
+        )
         from airflow_milvus.quality.recall import StreamingGroundTruth
 
         truth = StreamingGroundTruth(queries, self.top_k, metric, ann_ids)
         gt_started = time.perf_counter()
-        for ids, vectors in self._stream(name, [primary, field]):
-            truth.add(ids, [v[field] for v in vectors])
+        for ids, vectors in hook.iterate_vectors(name, primary=primary, field=field, batch_size=self.batch_size):
+            truth.add(ids, vectors)
         gt_seconds = time.perf_counter() - gt_started
         if truth.rows < rows:
             raise MilvusProviderError(f"Collection {name!r} streamed {truth.rows} rows, but counted {rows}: it changed during the check; re-run it.")
@@ -172,6 +177,8 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
             "alias": given if given != name else None,
             "anns_field": field,
             **{k: round(v, 6) for k, v in stats.items()},
+            "ndcg": round(_mean(truth.ndcgs()), 6),
+            "recall_ties": round(_mean(truth.recalls_with_ties()), 6),
             "passed": passed,
             "min_recall": self.min_recall,
             "top_k": self.top_k,
@@ -181,6 +188,7 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
             "index": index,
             "search_params": self.search_params,
             "latency_ms": latency_summary(latencies),
+            "qps": queries_per_second(latencies),
             "ground_truth_seconds": round(gt_seconds, 3),
             "seconds": round(time.perf_counter() - started, 3),
             "seed": self.seed,
@@ -188,10 +196,10 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
         }
         self.log.info(
             "Recall@%d of %s.%s (%s, %s, search %s): %.4f ± %.4f over %d queries (worst %.2f), %d rows; "
-            "search latency p50 %.1f ms, p95 %.1f ms; ground truth %.1f s",
+            "nDCG %.4f, recall with ties %.4f; search latency p50 %.1f ms, p99 %.1f ms, %.1f qps; ground truth %.1f s",
             self.top_k, name, field, index_text(index), metric, self.search_params, stats["recall"],
-            stats["recall_stderr"], len(query_ids), stats["recall_min"], truth.rows,
-            result["latency_ms"]["p50"], result["latency_ms"]["p95"], gt_seconds,
+            stats["recall_stderr"], len(query_ids), stats["recall_min"], truth.rows, result["ndcg"],
+            result["recall_ties"], result["latency_ms"]["p50"], result["latency_ms"]["p99"], result["qps"], gt_seconds,
         )  # fmt: skip
         if not passed:
             raise MilvusRecallBelowThresholdError(
@@ -202,102 +210,19 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
             )
         return result
 
-    def _count(self, name: str) -> int:
-        # count(*) sees live rows; collection stats count an upserted row twice until compaction.
-        res = self.hook.call(
-            f"query({name}, count(*))",
-            lambda c: c.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=self.hook.timeout),
-        )
-        return int(res[0]["count(*)"])
-
-    def _stream(self, name: str, fields: list[str]) -> Iterator[tuple[list[Any], list[dict[str, Any]]]]:
-        """Batches of (primary keys, rows) over the whole collection, one RPC per batch."""
-        hook = self.hook
-        primary = fields[0]
-        extra = {"strict_float32": True} if _decodes_float32_arrays() else {}
-        iterator = hook.call(
-            f"query_iterator({name})",
-            lambda c: c.query_iterator(name, batch_size=self.batch_size, output_fields=fields, timeout=hook.timeout, **extra),
-        )
-        try:
-            while True:
-                batch = hook.call(f"query_iterator({name}).next", lambda _c: iterator.next())
-                if not batch:
-                    return
-                yield [row[primary] for row in batch], batch
-        finally:
-            iterator.close()
-
-    def _sample_queries(self, name: str, primary: str, field: str, rows: int) -> tuple[list[Any], list[list[float]]]:
-        """Seeded sample of the collection's own vectors: positions first, then their keys."""
+    def _positions(self, rows: int) -> list[int]:
+        """Seeded, sorted positions of the query rows in the key stream."""
         import numpy as np
 
-        positions = np.sort(np.random.default_rng(self.seed).choice(rows, self.sample_size, replace=False))
-        picked: list[Any] = []
-        seen = 0
-        for ids, _ in self._stream(name, [primary]):
-            lo, hi = np.searchsorted(positions, [seen, seen + len(ids)])
-            picked.extend(ids[p - seen] for p in positions[lo:hi])
-            seen += len(ids)
-            if len(picked) == len(positions):
-                break
-        if len(picked) < len(positions):
-            raise MilvusProviderError(f"Collection {name!r} streamed {seen} rows, but counted {rows}: it changed during the check; re-run it.")
-        found = self.hook.call(
-            f"get({name}, {len(picked)} ids)",
-            lambda c: c.get(name, ids=picked, output_fields=[field], timeout=self.hook.timeout),
-        )
-        by_id = {row[primary]: row[field] for row in found}
-        missing = [pk for pk in picked if pk not in by_id]
-        if missing:
-            raise MilvusProviderError(f"Rows {missing[:5]} of {name!r} vanished during the check; re-run it.")
-        return [_json_safe(pk) for pk in picked], [list(by_id[pk]) for pk in picked]
-
-    def _search(self, name: str, primary: str, field: str, queries: list[list[float]]) -> tuple[list[list[Any]], list[float]]:
-        """One search per query (per-query latency), through the index as users search."""
-        ann_ids, latencies = [], []
-        for vector in queries:
-            def search(c, vector=vector):
-                begin = time.perf_counter()
-                hits = c.search(
-                    name, data=[vector], limit=self.top_k, anns_field=field, search_params=self.search_params,
-                    output_fields=[primary], timeout=self.hook.timeout,
-                )  # fmt: skip  (Milvus Lite returns every field, vectors too, for output_fields=[])
-                return hits, time.perf_counter() - begin
-
-            hits, seconds = self.hook.call(f"search({name}.{field})", search)
-            ann_ids.append([hit["id"] for hit in hits[0]])
-            latencies.append(seconds)
-        return ann_ids, latencies
+        return np.sort(np.random.default_rng(self.seed).choice(rows, self.sample_size, replace=False)).tolist()
 
 
-def _decodes_float32_arrays() -> bool:
-    """Whether this pymilvus can return float vectors as numpy arrays instead of per-row
-    Python lists (the ground-truth pass measured 15-35 % faster with them on Milvus Lite)."""
-    import inspect
-
-    from pymilvus.client.grpc_handler import GrpcHandler
-
-    return "strict_float32" in inspect.signature(GrpcHandler.query).parameters
-
-
-def _as_int(value: Any, what: str, low: int, high: int | None = None) -> int:
-    try:
-        number = int(str(value).strip()) if not isinstance(value, int) else value
-    except (TypeError, ValueError):
-        raise MilvusInputError(f"{what} = {value!r} is not a whole number.") from None
-    if isinstance(number, bool) or number < low or (high is not None and number > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise MilvusInputError(f"{what} = {value!r} must be {bound}.")
-    return number
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def _parse_search_params(value: Any) -> dict[str, Any]:
     return parse_params(value, "search_params", example='{"params": {"nprobe": 16}}')
-
-
-def _json_safe(pk: Any) -> Any:
-    return pk if isinstance(pk, (int, str)) else int(pk)
 
 
 __all__ = ["DEFAULT_MAX_ROWS", "MilvusRecallBelowThresholdError", "MilvusRecallCheckOperator"]

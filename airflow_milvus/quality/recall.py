@@ -15,6 +15,12 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus.errors import MilvusInputError
+from airflow_milvus.quality.metrics import (  # noqa: F401  (public here too)
+    ANN_BENCHMARKS_EPSILON,
+    latency_summary,
+    queries_per_second,
+    summarize_recalls,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -165,9 +171,10 @@ class StreamingGroundTruth:
         self.best_ids = np.full((n, self.top_k), None, dtype=object)
         # Exact key of each ANN result; inf until its vector is seen (a missing slot is a miss).
         self.ann_keys = np.full((n, self.top_k), np.inf)
+        self.ann_ids = [list(ids)[: self.top_k] for ids in ann_ids]
         self._slots: dict[Hashable, list[tuple[int, int]]] = {}
-        for query, ids in enumerate(ann_ids):
-            for slot, pk in enumerate(list(ids)[: self.top_k]):
+        for query, ids in enumerate(self.ann_ids):
+            for slot, pk in enumerate(ids):
                 self._slots.setdefault(pk, []).append((query, slot))
         self.rows = 0
 
@@ -177,21 +184,29 @@ class StreamingGroundTruth:
 
         if not len(ids):
             return
+        ids = ids.tolist() if isinstance(ids, np.ndarray) else list(ids)  # plain ints: JSON-safe, hashable
         batch = as_matrix(vectors, "batch vectors")
         if len(batch) != len(ids):
             raise ValueError(f"{len(ids)} ids for {len(batch)} vectors")
         keys = metric_keys(self.queries, batch, self.metric)
-        for column, pk in enumerate(ids):
-            for query, slot in self._slots.get(pk, ()):
-                self.ann_keys[query, slot] = keys[query, column]
+        if self._slots:
+            for column, pk in enumerate(ids):
+                for query, slot in self._slots.get(pk, ()):
+                    self.ann_keys[query, slot] = keys[query, column]
+        self.rows += len(ids)
+        # Only columns that beat some query's k-th best so far can enter a top-k: after the
+        # first batches that is a handful, so the merge stays small.
+        columns = np.flatnonzero((keys < self.best_keys.max(axis=1)[:, None]).any(axis=0))
+        if not len(columns):
+            return
+        keys = keys[:, columns]
+        batch_ids = np.empty(len(columns), dtype=object)
+        batch_ids[:] = [ids[c] for c in columns]
         merged_keys = np.concatenate([self.best_keys, keys], axis=1)
-        batch_ids = np.empty(len(ids), dtype=object)
-        batch_ids[:] = list(ids)
         merged_ids = np.concatenate([self.best_ids, np.broadcast_to(batch_ids, keys.shape)], axis=1)
         keep = np.argpartition(merged_keys, self.top_k - 1, axis=1)[:, : self.top_k]
         self.best_keys = np.take_along_axis(merged_keys, keep, axis=1)
         self.best_ids = np.take_along_axis(merged_ids, keep, axis=1)
-        self.rows += len(ids)
 
     def neighbours(self) -> list[list[Hashable]]:
         """The exact top-k ids of each query, nearest first."""
@@ -214,23 +229,18 @@ class StreamingGroundTruth:
         hits = (self.ann_keys <= limit[:, None]).sum(axis=1)
         return [float(h) / self.top_k for h in hits]
 
+    def ndcgs(self) -> list[float]:
+        """VectorDBBench's nDCG@k of each query (see :mod:`airflow_milvus.quality.metrics`)."""
+        from airflow_milvus.quality.metrics import ndcg_at_k
 
-def summarize_recalls(recalls: Sequence[float]) -> dict[str, float]:
-    """Mean recall, its standard error over the queries, and the worst query."""
-    import numpy as np
+        return [ndcg_at_k(truth, got, self.top_k) for truth, got in zip(self.neighbours(), self.ann_ids)]
 
-    values = np.asarray(recalls, dtype=np.float64)
-    stderr = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
-    return {"recall": float(values.mean()), "recall_stderr": stderr, "recall_min": float(values.min())}
+    def recalls_with_ties(self, epsilon: float = ANN_BENCHMARKS_EPSILON) -> list[float]:
+        """ann-benchmarks' k-nn recall of each query: within ``epsilon`` of the k-th true distance."""
+        from airflow_milvus.quality.metrics import (
+            benchmark_distances,
+            knn_recall_with_ties,
+        )
 
-
-def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
-    """p50, p95 and max of per-search latencies, in milliseconds."""
-    import numpy as np
-
-    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
-    return {
-        "p50": round(float(np.percentile(ms, 50)), 3),
-        "p95": round(float(np.percentile(ms, 95)), 3),
-        "max": round(float(ms.max()), 3),
-    }
+        kth = benchmark_distances(self.best_keys.max(axis=1), self.metric)
+        return knn_recall_with_ties(kth, benchmark_distances(self.ann_keys, self.metric), self.top_k, epsilon)
