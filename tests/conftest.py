@@ -196,3 +196,13 @@ def milvus_client(uri: str, **kwargs):
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def variables_outside_a_task(monkeypatch):
+    """For tests that call ``operator.execute()`` directly, outside any task: Airflow Variables
+    are read and written in the metadata database, as a task's execution API would (the Task
+    SDK's Variable needs a running task). DAG runs in other tests use the SDK path itself."""
+    from airflow_milvus.lifecycle import snapshots
+
+    monkeypatch.setattr(snapshots, "TaskVariables", snapshots.MetadataVariables)

@@ -17,6 +17,9 @@ from tests.conftest import conn_env_value, milvus_client
 from tests.dag_runner import run_dag, write_dag, xcom
 from tests.helpers import DIM, make_collection, row_count
 
+# The operator runs outside a task in most of these tests; its import memory is a Variable.
+pytestmark = pytest.mark.usefixtures("variables_outside_a_task")
+
 
 @pytest.fixture
 def server_conn(milvus_server, monkeypatch) -> str:

@@ -10,6 +10,7 @@ from airflow_milvus.planning.create import (
     CreateOutcome,
     check_fits,
     collections_to_load,
+    loaded_before,
     existing_for,
     plan_create,
     poll_targets,
@@ -96,14 +97,14 @@ def test_drop_plan_xcom_shape():
     vec = drop([VEC], load_state="Loaded")
     empty = CollectionDrop("d", [], [], [YEAR], False, False)
     plan = DropPlan((vec, empty))
-    assert plan.to_xcom(applied=True) == {
+    assert plan.to_xcom(dry_run=False) == {
         "dropped": [VEC],
         "collections": {"c": {"was_loaded": True, "released": True}, "d": {"was_loaded": False, "released": False}},
         "dry_run": False,
         "snapshot": {"c": [VEC], "d": []},
         "pending_rebuild": [YEAR],
     }
-    dry = plan.to_xcom(applied=False)
+    dry = plan.to_xcom(dry_run=True)
     assert dry["dry_run"] is True and dry["collections"]["c"]["released"] is False
 
 
@@ -131,8 +132,8 @@ OTHER_VEC = {**VEC, "index_type": "FLAT", "params": {}}
     ("existing", "if_exists", "action", "kept"),
     [
         ([], "fail", "create", []),
-        ([VEC], "fail", "skip", [VEC]),  # identical is success without work, whatever if_exists says
-        ([{**VEC, "params": {}}], "replace", "skip", [{**VEC, "params": {}}]),  # Lite reports no params
+        ([VEC], "fail", "identical", [VEC]),  # identical is success without work, whatever if_exists says
+        ([{**VEC, "params": {}}], "replace", "identical", [{**VEC, "params": {}}]),  # Lite reports no params
         ([OTHER_VEC], "skip", "keep", [OTHER_VEC]),
         ([OTHER_VEC], "replace", "replace", [OTHER_VEC]),
     ],
@@ -214,10 +215,30 @@ def test_collections_to_load(outcome, load, restore, specs, to_load):
 
 
 def test_create_outcome_survives_deferral():
-    outcome = CreateOutcome(created=[VEC], skipped=[YEAR], reload={"c"})
-    assert outcome.to_xcom() == {"created": [VEC], "skipped": [YEAR], "loaded": []}
-    assert outcome.to_payload() == {"result": {"created": [VEC], "skipped": [YEAR], "loaded": []}, "reload": ["c"]}
+    outcome = CreateOutcome(created=[VEC], skipped=[YEAR], reload={"c"}, keep_released={"d"})
+    assert outcome.to_xcom() == {"created": [VEC], "skipped": [YEAR], "loaded": [], "released": []}
+    assert outcome.to_payload() == {
+        "result": {"created": [VEC], "skipped": [YEAR], "loaded": [], "released": []},
+        "reload": ["c"],
+        "keep_released": ["d"],
+    }
     assert CreateOutcome.from_payload(outcome.to_payload()) == outcome
+    # A trigger deferred by the previous version carries neither "released" nor "keep_released".
+    old = {"result": {"created": [VEC], "skipped": [], "loaded": []}, "reload": []}
+    assert CreateOutcome.from_payload(old) == CreateOutcome(created=[VEC])
+
+
+@pytest.mark.parametrize(
+    ("specs", "states", "before"),
+    [
+        ({"collections": {"c": {"was_loaded": False}}}, {"c": CollectionState([], [], "Loaded")}, {"c": False}),
+        (None, {"c": CollectionState([], [], "Loaded"), "d": CollectionState([], [], "NotLoad")}, {"c": True, "d": False}),
+        (None, {"c": CollectionState([], [])}, {}),  # not read (a server): nothing to put back
+    ],
+    ids=["the-drop-record-wins", "read-before-create", "unread"],
+)
+def test_load_state_before_a_create(specs, states, before):
+    assert loaded_before(specs, states) == before
 
 
 @pytest.mark.parametrize(

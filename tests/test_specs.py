@@ -98,7 +98,7 @@ def test_specs_from_drop_result_includes_pending_and_dedupes():
         ([{**VEC, "params": "{bad json"}], "not valid JSON"),
         ([{**VEC, "metric_type": 3}], "metric_type must be a string"),
         ([{**VEC, "collection_name": "a" * 256}], "at most 255"),
-        ([{**VEC, "index_name": 5}], "non-empty string"),
+        ([{**VEC, "index_name": 5}], "must be a string"),
         ([{**VEC, "stored_params": {"nlist": 1024}}], "stored_params must map keys to strings"),
     ],
 )

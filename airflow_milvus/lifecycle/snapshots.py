@@ -19,6 +19,8 @@ import logging
 from functools import cached_property
 from typing import Any
 
+from airflow_milvus.planning.specs import is_vector_spec
+
 log = logging.getLogger(__name__)
 PREFIX = "airflow_milvus.snapshot"
 
@@ -27,44 +29,68 @@ def _key(conn_id: str, collection_name: str, kind: str = "") -> str:
     return f"{PREFIX}{kind}.{conn_id}.{collection_name}"
 
 
-def _variable_class():
-    """The task SDK's Variable inside a task; the metadata-DB model outside one (the CLI).
+class TaskVariables:
+    """Airflow Variables inside a task: the Task SDK's ``Variable`` (through the execution API)."""
 
-    Outside a task the SDK's Variable.get quietly returns the default, so ask first."""
-    try:
-        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS  # noqa: F401  (set in tasks only)
-    except ImportError:
+    def get(self, key: str) -> Any:
+        from airflow.sdk import Variable
+
+        return Variable.get(key, default=None)
+
+    def set(self, key: str, value: str, description: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(key, value, description=description)
+
+    def delete(self, key: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.delete(key)
+
+
+class MetadataVariables:
+    """Airflow Variables outside a task (the CLI): the metadata database, as Airflow's own
+    ``airflow variables`` commands reach it. The Task SDK has no database access there."""
+
+    def get(self, key: str) -> Any:
         from airflow.models.variable import Variable
 
-        return Variable, "default_var"
-    from airflow.sdk import Variable
+        return Variable.get(key, default_var=None)
 
-    return Variable, "default"
+    def set(self, key: str, value: str, description: str) -> None:
+        from airflow.models.variable import Variable
+
+        Variable.set(key, value, description=description)
+
+    def delete(self, key: str) -> None:
+        from airflow.models.variable import Variable
+
+        Variable.delete(key)
 
 
-def _get(key: str) -> Any:
-    variable, default = _variable_class()
-    return variable.get(key, **{default: None})
+def _get(key: str, variables: TaskVariables | MetadataVariables | None = None) -> Any:
+    return (variables or TaskVariables()).get(key)
 
 
-def _set(key: str, value: str | None, description: str) -> None:
-    variable, _ = _variable_class()
+def _set(key: str, value: str | None, description: str, variables: TaskVariables | MetadataVariables | None = None) -> None:
+    variables = variables or TaskVariables()
     if value is None:
-        variable.delete(key)
+        variables.delete(key)
     else:
-        variable.set(key, value, description=description)
+        variables.set(key, value, description)
 
 
 class SnapshotStore:
     """The index snapshots of one Airflow connection, kept in Airflow Variables."""
 
-    def __init__(self, conn_id: str) -> None:
+    def __init__(self, conn_id: str, *, variables: TaskVariables | MetadataVariables | None = None) -> None:
         self.conn_id = conn_id
+        self.variables = variables or TaskVariables()
 
     def load(self, collection_name: str, kind: str = "") -> list[dict[str, Any]]:
         """Remembered specs of a collection: dropped ones (``kind=""``) or built ones (``".built"``)."""
         try:
-            raw = _get(_key(self.conn_id, collection_name, kind))
+            raw = self.variables.get(_key(self.conn_id, collection_name, kind))
         except Exception as exc:  # neither the API server nor the DB is reachable
             log.warning("Cannot read the index snapshot Variable for %s: %s", collection_name, exc)
             return []
@@ -81,7 +107,7 @@ class SnapshotStore:
         key = _key(self.conn_id, collection_name, kind)
         what = "indexes it built" if kind else "dropped indexes awaiting rebuild"
         try:
-            _set(key, json.dumps(specs, sort_keys=True) if specs else None, f"airflow-milvus: {what}")
+            _set(key, json.dumps(specs, sort_keys=True) if specs else None, f"airflow-milvus: {what}", self.variables)
         except Exception as exc:
             log.warning("Cannot write the index snapshot Variable %s: %s; the XCom result still holds it", key, exc)
 
@@ -107,25 +133,24 @@ class SnapshotStore:
             self._save(collection_name, kept)
 
     def record_built(self, specs: list[dict[str, Any]]) -> None:
-        """Remember the parameters of indexes built with parameters (for Milvus Lite, which hides them)."""
+        """Remember the parameters of indexes built on Milvus Lite, which does not report them
+        (``{}`` recorded: built without parameters)."""
         for spec in specs:
-            if spec.get("params"):
-                self._replace(spec["collection_name"], [spec], ".built")
+            self._replace(spec["collection_name"], [{**spec, "params": dict(spec.get("params") or {})}], ".built")
 
     def fill_unreported_params(self, collection_name: str, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Give specs without parameters those recorded when the same index type was built."""
-        if all(s.get("params") for s in specs):
-            return specs
+        """Milvus Lite reports no build parameters: take those recorded when the same index type
+        was built here; where none were recorded, ``params`` is None (unknown, not "none")."""
         built = {s.get("field_name"): s for s in self.load(collection_name, ".built")}
         filled = []
         for spec in specs:
             known = built.get(spec["field_name"])
-            if not spec.get("params") and known and (known.get("index_type"), known.get("metric_type")) == (
-                spec.get("index_type"),
-                spec.get("metric_type"),
-            ):
-                log.info("Milvus Lite reports no params for %s.%s; using those recorded at build: %s", collection_name, spec["field_name"], known["params"])
-                spec = {**spec, "params": dict(known["params"])}
+            if spec.get("params"):
+                pass
+            elif known and (known.get("index_type"), known.get("metric_type")) == (spec.get("index_type"), spec.get("metric_type")):
+                spec = {**spec, "params": dict(known.get("params") or {})}
+            elif is_vector_spec(spec):
+                spec = {**spec, "params": None}
             filled.append(spec)
         return filled
 
@@ -139,7 +164,3 @@ class SnapshotStoreMixin:
     def snapshot_store(self) -> SnapshotStore:
         return SnapshotStore(self.milvus_conn_id)
 
-
-def record_built(conn_id: str, specs: list[dict[str, Any]]) -> None:
-    """:meth:`SnapshotStore.record_built` for ``conn_id`` (the hook records what it builds on Lite)."""
-    SnapshotStore(conn_id).record_built(specs)

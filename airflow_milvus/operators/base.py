@@ -27,6 +27,10 @@ class MilvusConnectedOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("milvus_conn_id",)
+    # Templated fields render to text ("False" is truthy): these are coerced right after
+    # rendering, so execute and every resume (execute_complete after a deferral) see the same values.
+    bool_fields: Sequence[str] = ()
+    seconds_fields: Sequence[str] = ()
 
     def __init__(
         self,
@@ -42,6 +46,17 @@ class MilvusConnectedOperator(BaseOperator):
         self.retry_attempts = retry_attempts
         self.retry_max_wait = retry_max_wait
         self.rpc_timeout = rpc_timeout
+
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        super().render_template_fields(context, jinja_env)
+        self.coerce_rendered_fields()
+
+    def coerce_rendered_fields(self) -> None:
+        """Idempotent: a coerced value coerces to itself."""
+        for name in self.bool_fields:
+            setattr(self, name, as_bool(getattr(self, name), f"{self.task_id}: {name}"))
+        for name in self.seconds_fields:
+            setattr(self, name, as_seconds(getattr(self, name), f"{self.task_id}: {name}"))
 
     @cached_property
     def hook(self) -> MilvusHook:
@@ -59,19 +74,10 @@ class MilvusBaseOperator(MilvusConnectedOperator):
     Takes the connection and retry arguments of :class:`MilvusConnectedOperator`.
     """
 
-    # Templated fields render to text ("False" is truthy): these are coerced before use.
-    bool_fields: Sequence[str] = ()
-    seconds_fields: Sequence[str] = ()
     ui_color = "#e0ecff"
 
-    def coerce_rendered_fields(self) -> None:
-        for name in self.bool_fields:
-            setattr(self, name, as_bool(getattr(self, name), f"{self.task_id}: {name}"))
-        for name in self.seconds_fields:
-            setattr(self, name, as_seconds(getattr(self, name), f"{self.task_id}: {name}"))
-
     def execute(self, context) -> Any:
-        self.coerce_rendered_fields()
+        self.coerce_rendered_fields()  # rendered already; also when execute is called directly
         # Close at the end: a Milvus Lite file can be opened by one process at a time.
         with self.hook:
             return self.run(context)

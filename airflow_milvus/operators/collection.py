@@ -1,45 +1,12 @@
-"""Load and release collections, idempotently."""
+"""Load and release collections, idempotently: Airflow adapters of :mod:`airflow_milvus.lifecycle.collections`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_milvus.errors import MilvusInputError, MilvusProviderError
-from airflow_milvus.hooks.milvus import MilvusHook
-from airflow_milvus.hooks.retry import error_message
+from airflow_milvus.lifecycle.collections import ensure_loaded, ensure_released
 from airflow_milvus.operators.base import MilvusAssetEventsMixin, MilvusBaseOperator
-from airflow_milvus.planning.validation import validate_name
-
-
-def ensure_loaded(hook: MilvusHook, collection_name: str, *, timeout: float | None = None, wait: bool = True) -> bool:
-    """Load ``collection_name`` unless it is Loaded; True when this call loaded it.
-
-    Milvus cannot load a collection whose vector fields have no index, so that is checked
-    first and reported with the fix.
-    """
-    state = hook.get_load_state(collection_name)
-    if state == "NotExist":
-        raise MilvusInputError(f"Collection {collection_name!r} does not exist; create it before loading.")
-    if state == "Loaded":
-        return False
-    indexed = {s["field_name"] for s in hook.list_index_specs(collection_name)}
-    unindexed = [f for f in hook.vector_fields(collection_name) if f not in indexed]
-    if unindexed:
-        raise MilvusInputError(
-            f"Collection {collection_name!r} cannot be loaded: vector field(s) {', '.join(unindexed)} "
-            "have no index. Create one first (MilvusCreateIndexOperator), then load."
-        )
-    try:
-        hook.load_collection(collection_name, timeout=timeout, wait=wait)
-    except MilvusProviderError:
-        raise
-    except Exception as exc:  # e.g. "unrecoverable error" while a restarted server recovers
-        raise MilvusProviderError(
-            f"Loading collection {collection_name!r} failed: {hook.redact(error_message(exc))}. If the "
-            "server has just restarted, re-run the task once it has recovered."
-        ) from exc
-    return True
 
 
 class MilvusLoadCollectionOperator(MilvusAssetEventsMixin, MilvusBaseOperator):
@@ -74,7 +41,7 @@ class MilvusLoadCollectionOperator(MilvusAssetEventsMixin, MilvusBaseOperator):
         self.timeout = timeout
 
     def run(self, context) -> dict[str, Any]:
-        name = validate_name(self.collection_name, "collection name")
+        name = self.collection_name
         loaded_now = ensure_loaded(self.hook, name, timeout=self.timeout, wait=self.wait_for_completion)
         self.log.info("Collection %s %s", name, "loaded" if loaded_now else "was already loaded")
         if loaded_now and self.wants_asset_events:
@@ -97,12 +64,7 @@ class MilvusReleaseCollectionOperator(MilvusBaseOperator):
         self.collection_name = collection_name
 
     def run(self, context) -> dict[str, Any]:
-        name = validate_name(self.collection_name, "collection name")
-        state = self.hook.get_load_state(name)
-        if state == "NotExist":
-            raise MilvusInputError(f"Collection {name!r} does not exist; nothing to release.")
-        was_loaded = state in ("Loaded", "Loading")
-        if was_loaded:
-            self.hook.release_collection(name)
+        name = self.collection_name
+        was_loaded = ensure_released(self.hook, name)
         self.log.info("Collection %s %s", name, "released" if was_loaded else "was not loaded")
         return {"collection_name": name, "was_loaded": was_loaded}

@@ -5,22 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_milvus.hooks.milvus import MilvusHook
+from airflow_milvus.lifecycle.collections import status_report
 from airflow_milvus.operators.base import MilvusBaseOperator
-
-
-def index_status(hook: MilvusHook, collection_name: str) -> dict[str, Any]:
-    """``{"collection_name", "load_state", "row_count", "indexes": [spec + "build": status]}``."""
-    indexes = [
-        {**spec, "build": hook.index_build_status(collection_name, spec["index_name"])}
-        for spec in hook.list_index_specs(collection_name)
-    ]
-    return {
-        "collection_name": collection_name,
-        "load_state": hook.get_load_state(collection_name),
-        "row_count": hook.row_count(collection_name),
-        "indexes": indexes,
-    }
 
 
 class MilvusIndexStatusOperator(MilvusBaseOperator):
@@ -50,11 +36,9 @@ class MilvusIndexStatusOperator(MilvusBaseOperator):
         self.missing_collection_ok = missing_collection_ok
 
     def run(self, context) -> list[dict[str, Any]]:
-        report = []
-        for name in self.hook.match_collections(self.collection_name, missing_ok=bool(self.missing_collection_ok)):
-            status = index_status(self.hook, name)
-            if self.field_name:
-                status["indexes"] = [i for i in status["indexes"] if i["field_name"] == self.field_name]
+        report = status_report(self.hook, self.collection_name, field_name=self.field_name, missing_ok=bool(self.missing_collection_ok))
+        for status in report:
+            name = status["collection_name"]
             self.log.info("Collection %s: %s, %d rows", name, status["load_state"], status["row_count"])
             for index in status["indexes"]:
                 build = index["build"]
@@ -66,5 +50,4 @@ class MilvusIndexStatusOperator(MilvusBaseOperator):
                 )  # fmt: skip
             if not status["indexes"]:
                 self.log.info("  no index%s", f" on field {self.field_name}" if self.field_name else "")
-            report.append(status)
         return report

@@ -13,51 +13,68 @@ from typing import Any, Literal
 
 from airflow_milvus.errors import Fix, MilvusInputError
 from airflow_milvus.planning.specs import (
+    LOADED_STATES,
     Spec,
     describe_specs,
     is_vector_field,
     is_vector_spec,
+    normalize_spec,
     same_index,
+    specs_from_input,
 )
 
 
 @dataclass(frozen=True)
 class CollectionState:
-    """One read of a collection before a create: its fields (None: no such collection) and indexes."""
+    """One read of a collection before a create: its fields (None: no such collection), indexes
+    and, where the flavour changes it on create (Milvus Lite), its load state."""
 
     fields: list[Mapping[str, Any]] | None
     indexes: list[Spec]
+    load_state: str | None = None
 
 
 @dataclass
 class CreateOutcome:
-    """What a create run built, kept and loaded; ``reload``: collections a replace released."""
+    """What a create run built, kept, loaded and released.
+
+    ``reload``: collections a replace released (load them again); ``keep_released``: collections
+    that were not loaded before (before the drop, for a rebuild) and must not end loaded."""
 
     created: list[Spec] = field(default_factory=list)
     skipped: list[Spec] = field(default_factory=list)
     loaded: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
     reload: set[str] = field(default_factory=set)
+    keep_released: set[str] = field(default_factory=set)
 
     def to_xcom(self) -> dict[str, Any]:
         """The documented XCom result (docs/operators.md, MilvusCreateIndexOperator)."""
-        return {"created": self.created, "skipped": self.skipped, "loaded": self.loaded}
+        return {"created": self.created, "skipped": self.skipped, "loaded": self.loaded, "released": self.released}
 
     def to_payload(self) -> dict[str, Any]:
         """What a deferred task hands to ``execute_complete`` through its trigger."""
-        return {"result": self.to_xcom(), "reload": sorted(self.reload)}
+        return {"result": self.to_xcom(), "reload": sorted(self.reload), "keep_released": sorted(self.keep_released)}
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> CreateOutcome:
         result = payload["result"]
-        return cls(list(result["created"]), list(result["skipped"]), list(result["loaded"]), set(payload["reload"]))
+        return cls(
+            list(result["created"]),
+            list(result["skipped"]),
+            list(result["loaded"]),
+            list(result.get("released", [])),  # a trigger deferred by an earlier version has none
+            set(payload["reload"]),
+            set(payload.get("keep_released", [])),
+        )
 
 
 @dataclass(frozen=True)
 class CreateStep:
-    """What to do for one wanted index: ``create``, ``skip`` (identical exists), ``keep``
-    (a different one exists, if_exists='skip') or ``replace`` (drop ``existing`` first)."""
+    """What to do for one wanted index: ``create``, ``identical`` (it exists as wanted: nothing
+    to do), ``keep`` (a different one exists, if_exists='skip') or ``replace`` (drop ``existing`` first)."""
 
-    action: Literal["create", "skip", "keep", "replace"]
+    action: Literal["create", "identical", "keep", "replace"]
     spec: Spec
     existing: list[Spec] = field(default_factory=list)
     message: str | None = None
@@ -113,7 +130,7 @@ def plan_create(spec: Spec, existing: list[Spec], *, if_exists: str) -> CreateSt
     """Decide what to do for ``spec`` given the indexes already in its way."""
     same = [s for s in existing if same_index(s, spec)]
     if same:
-        return CreateStep("skip", spec, same[:1])
+        return CreateStep("identical", spec, same[:1])
     if not existing:
         return CreateStep("create", spec)
     message = (
@@ -150,6 +167,63 @@ def poll_targets(specs: list[Spec], *, lite: bool | None) -> tuple[list[dict[str
         else:
             unknown.append(spec)
     return list(known.values()), unknown
+
+
+def wanted_specs(
+    *,
+    collection_name: Any,
+    field_name: Any,
+    index_type: Any,
+    metric_type: Any,
+    index_params: Any,
+    index_name: Any,
+    index_specs: Any,
+) -> list[Spec]:
+    """The indexes a create asks for: one explicit index, or ``index_specs`` (a list or a drop result)."""
+    explicit = any(x is not None for x in (collection_name, field_name, index_type))
+    if explicit and index_specs is not None:
+        raise MilvusInputError(
+            "Give either an explicit index (collection_name, field_name, index_type, ...) or "
+            "index_specs, not both."
+        )
+    if index_specs is not None:
+        return specs_from_input(index_specs)
+    if not explicit:
+        raise MilvusInputError(
+            "Nothing to create: pass collection_name, field_name and index_type, or "
+            "index_specs (e.g. index_specs=drop.output)."
+        )
+    raw = {
+        "collection_name": collection_name,
+        "field_name": field_name,
+        "index_type": index_type,
+        "metric_type": metric_type,
+        "params": index_params,
+        "index_name": index_name,
+    }
+    return [normalize_spec(raw, "index")]
+
+
+def loaded_before(index_specs: Any, states: Mapping[str, CollectionState]) -> dict[str, bool]:
+    """Whether each collection was loaded before: as the drop recorded it for a rebuild from a
+    drop result, else as read before this create (where it was read)."""
+    before = {name: s.load_state in LOADED_STATES for name, s in states.items() if s.load_state is not None}
+    if isinstance(index_specs, Mapping):
+        for name, info in (index_specs.get("collections") or {}).items():
+            if isinstance(info, Mapping) and "was_loaded" in info:
+                before[name] = bool(info["was_loaded"])
+    return before
+
+
+def unknown_params(index_specs: Any) -> list[Mapping[str, Any]]:
+    """Specs of a drop result or list whose build parameters Milvus did not report (params null)."""
+    if isinstance(index_specs, Mapping) and "dropped" in index_specs:
+        raw = list(index_specs.get("dropped") or []) + list(index_specs.get("pending_rebuild") or [])
+    elif isinstance(index_specs, Mapping):
+        raw = [index_specs]
+    else:
+        raw = index_specs if isinstance(index_specs, list) else []
+    return [s for s in raw if isinstance(s, Mapping) and "params" in s and s["params"] is None]
 
 
 def collections_to_load(

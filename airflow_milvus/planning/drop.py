@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow_milvus.errors import Fix, MilvusInputError, MilvusProviderError
 from airflow_milvus.planning.rules import needs_release
-from airflow_milvus.planning.specs import LOADED_STATES, SPEC_KEYS, Spec, check_rebuildable, describe_specs
+from airflow_milvus.planning.specs import LOADED_STATES, SPEC_KEYS, STORED_KEY, Spec, check_rebuildable, describe_specs
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,15 @@ class DropPlan:
 
     collections: tuple[CollectionDrop, ...]
 
-    def to_xcom(self, *, applied: bool) -> dict[str, Any]:
-        """The documented XCom result (docs/operators.md, MilvusDropIndexOperator)."""
+    def to_xcom(self, *, dry_run: bool) -> dict[str, Any]:
+        """The documented XCom result (docs/operators.md, MilvusDropIndexOperator): the plan as
+        carried out, or as it would be with ``dry_run``."""
         return {
             "dropped": [t for c in self.collections for t in c.targets],
             "collections": {
-                c.collection: {"was_loaded": c.was_loaded, "released": c.release and applied} for c in self.collections
+                c.collection: {"was_loaded": c.was_loaded, "released": c.release and not dry_run} for c in self.collections
             },
-            "dry_run": not applied,
+            "dry_run": dry_run,
             "snapshot": {c.collection: c.snapshot for c in self.collections},
             "pending_rebuild": [s for c in self.collections for s in c.pending],
         }
@@ -98,7 +99,8 @@ def still_pending(remembered: list[Mapping[str, Any]], snapshot: list[Spec]) -> 
     """Remembered drops whose field has no index now, and whether such a drop found the collection loaded."""
     indexed = {s["field_name"] for s in snapshot}
     left = [s for s in remembered if s.get("field_name") not in indexed]
-    return [{k: s.get(k) for k in SPEC_KEYS} for s in left], any(s.get("was_loaded") for s in left)
+    keys = (*SPEC_KEYS, STORED_KEY)  # the stored layout too: the rebuild sends it back as it was
+    return [{k: s.get(k) for k in keys if k in s or k in SPEC_KEYS} for s in left], any(s.get("was_loaded") for s in left)
 
 
 def plan_collection_drop(

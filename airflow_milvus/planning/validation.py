@@ -46,20 +46,17 @@ def validate_stored_name(value: Any, what: str) -> str:
     """Return ``value`` if Milvus could have stored it as a name, else raise.
 
     For names that come from Milvus (listings, snapshots, a drop's result), never stricter than
-    the server: Milvus 2.3.5 trims spaces before its own check and stores the name untrimmed
-    (``"vec_idx "``, ``" year_idx"``, 255 characters plus a space), so only that is held here:
-    a non-empty string whose trimmed length is at most 255. Names typed as arguments get
-    ``validate_name``."""
-    if not isinstance(value, str) or not value:
+    the server: Milvus (2.3.5 measured) trims spaces before its own check and stores the name
+    untrimmed (``"vec_idx "``, ``" year_idx"``), so the trimmed name is what is checked. Names
+    typed as arguments get ``validate_name``."""
+    if not isinstance(value, str):
         raise MilvusInputError(
-            f"{what} must be a non-empty string, got {type(value).__name__} {value!r}; pass the "
-            "drop operator's output unchanged, or give the name as Milvus lists it."
+            f"{what} must be a string, got {type(value).__name__} {value!r}; check the template or "
+            "XCom that provides it (pass the drop operator's output unchanged)."
         )
-    if len(value.strip()) > MAX_NAME_LENGTH:
-        raise MilvusInputError(
-            f"{what} {value[:40]!r}… is {len(value.strip())} characters long; Milvus allows at most "
-            f"{MAX_NAME_LENGTH}."
-        )
+    if value and not value.strip():  # Milvus 2.3.5 stores a name of spaces too
+        return value
+    validate_name(value.strip(), what)
     return value
 
 
