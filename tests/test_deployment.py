@@ -181,17 +181,22 @@ def test_triggerer_killed_during_deferred_build_wait(server_deployment, milvus_s
     # Kill only once the triggerer runs the wait (the trigger log names the triggerer's job id).
     deadline = time.monotonic() + 120
     while not (ti.get("triggerer_job") and "starting" in server_deployment.trigger_logs(dag_id, run_id, task_id).get(ti["triggerer_job"]["id"], "")):
+        server_deployment._check_alive()  # a dead triggerer fails here, with its log
         assert time.monotonic() < deadline and ti["state"] == "deferred", f"trigger never ran: {ti}"
         time.sleep(0.2)
         ti = server_deployment.task_instances(dag_id, run_id)[task_id]
     first = ti["triggerer_job"]["id"]
     server_deployment.kill_component("triggerer")
-    with milvus_client(uri) as client:
-        build = client.describe_index(collection_name, client.list_indexes(collection_name)[0])
-    assert build["state"] != "Finished" or build["pending_index_rows"], f"build already over at the kill: {build}"
-    time.sleep(3)  # with no triggerer, nothing can resume the task
-    assert server_deployment.task_instances(dag_id, run_id)[task_id]["state"] == "deferred"
-    server_deployment.start_component("triggerer")
+    try:
+        with milvus_client(uri) as client:
+            build = client.describe_index(collection_name, client.list_indexes(collection_name)[0])
+        assert build["state"] != "Finished" or build["pending_index_rows"], f"build already over at the kill: {build}"
+        time.sleep(3)  # with no triggerer, nothing can resume the task
+        assert server_deployment.task_instances(dag_id, run_id)[task_id]["state"] == "deferred"
+    finally:
+        # The deployment is shared: a failure here must not leave it without a triggerer (a
+        # rerun, and every later deferring test, would then wait for a trigger that never runs).
+        server_deployment.start_component("triggerer")
     run = server_deployment.wait_for_run(dag_id, run_id, timeout=240)
     assert run.state == "success", server_deployment.explain(run)
     assert run.tasks[task_id]["try_number"] == 1, "the wait was retried, not resumed"
