@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from tests.airflow_deployment import AirflowDeployment
-from tests.conftest import conn_env_value, milvus_client
+from tests.conftest import conn_env_value
 from tests.helpers import live_rows, load_state, make_collection
 from tests.reliability import index_definitions
 from tests.server_deployment import BUILD_WAIT_DAG_ID
