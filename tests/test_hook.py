@@ -92,6 +92,11 @@ def test_index_helpers(milvus_uri, milvus_conn, collection_name, flavour):
         assert collection_name in hook.match_collections(collection_name[:5] + "*")
         with pytest.raises(MilvusInputError, match="matches no collection") as err:
             hook.match_collections("zz_nothing_*")
+        assert str(err.value).endswith("Fix the pattern.")  # the hook names no operator argument
+        from airflow_milvus.lifecycle.collections import SKIP_MISSING_COLLECTIONS
+
+        with pytest.raises(MilvusInputError) as err:  # the caller passes the fix it offers
+            hook.match_collections("zz_nothing_*", fixes=[SKIP_MISSING_COLLECTIONS])
         assert str(err.value).endswith("Fix the pattern. Set missing_collection_ok=True to skip it.")
         assert err.value.render("flag").endswith("Fix the pattern.")  # the CLI has no such flag
         assert hook.match_collections(["zz_nothing_*", "zz_missing"], missing_ok=True) == []

@@ -26,17 +26,21 @@ from airflow_milvus.errors import (
 )
 from airflow_milvus.hooks import connection
 from airflow_milvus.hooks.aliases import MilvusAliasMixin
-from airflow_milvus.hooks.connection import DEFAULT_TIMEOUT, build_client_config, default_lite_path
+from airflow_milvus.hooks.connection import (
+    DEFAULT_TIMEOUT,
+    build_client_config,
+    default_lite_path,
+)
 from airflow_milvus.hooks.imports import MilvusImportMixin
 from airflow_milvus.hooks.indexes import MilvusIndexMixin
 from airflow_milvus.hooks.quality import MilvusQualityMixin
-from airflow_milvus.hooks.search import MilvusSearchMixin
 from airflow_milvus.hooks.retry import (
     RetryPolicy,
     call_with_retry,
     error_message,
     is_auth_failure,
 )
+from airflow_milvus.hooks.search import MilvusSearchMixin
 from airflow_milvus.planning.rules import is_lite_version
 from airflow_milvus.planning.specs import is_vector_field
 from airflow_milvus.planning.validation import is_glob, validate_name
@@ -45,8 +49,6 @@ if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
 T = TypeVar("T")
-# The operators that match collections call the argument missing_collection_ok; the CLI has no flag.
-SKIP_MISSING_COLLECTIONS = Fix("missing_collection_ok", True, purpose="to skip it")
 
 
 class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQualityMixin, MilvusSearchMixin, BaseHook):
@@ -76,7 +78,10 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQu
         wtforms and flask_appbuilder stand-ins when they are not installed; their field classes take
         only string, integer, password and boolean fields, so a ``number`` is an integer there.
         """
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_appbuilder.fieldwidgets import (
+            BS3PasswordFieldWidget,
+            BS3TextFieldWidget,
+        )
         from wtforms import BooleanField, IntegerField, PasswordField, StringField
 
         from airflow_milvus.get_provider_info import CONN_FIELDS
@@ -145,7 +150,8 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQu
         return self.client_config["uri"]
 
     @property
-    def is_lite(self) -> bool:
+    def embedded(self) -> bool:
+        """Whether the URI is a Milvus Lite ``.db`` (served by its shared local server)."""
         return connection.is_lite_uri(self.uri)
 
     @property
@@ -229,7 +235,7 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQu
         try:
             return fn(self.get_conn())
         except Exception:
-            if self.is_lite:  # the shared Lite server may have died: the next attempt finds or starts one
+            if self.embedded:  # the shared Lite server may have died: the next attempt finds or starts one
                 self.close()
             raise
 
@@ -254,7 +260,7 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQu
         except Exception as exc:
             if is_auth_failure(exc, self.port_open):
                 return False, f"Authentication failed at {self.redact(self.uri)}: {self.redact(error_message(exc))}"
-            if not self.is_lite and not self.port_open():
+            if not self.embedded and not self.port_open():
                 return False, f"Cannot reach Milvus at {self.redact(self.uri)}: nothing answers on that port."
             return False, f"Milvus connection failed: {self.redact(error_message(exc))}"
         finally:
@@ -265,10 +271,15 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQu
     def server_version(self) -> str:
         return str(self.call("get_server_version", lambda c: c.get_server_version(timeout=self.timeout)))
 
-    @property
+    @cached_property
     def flavour(self) -> str:
-        """'lite' for Milvus Lite, 'server' otherwise; decides where the flavours disagree."""
-        return "lite" if self.is_lite or is_lite_version(self.server_version) else "server"
+        """'lite' for Milvus Lite (a ``.db``, or a server that reports a Lite version), 'server'
+        otherwise: the one place that decides where the flavours' rules disagree."""
+        return "lite" if self.embedded or is_lite_version(self.server_version) else "server"
+
+    @property
+    def is_lite(self) -> bool:
+        return self.flavour == "lite"
 
     # ------------------------------------------------------------------ collections
     def list_collections(self) -> list[str]:
@@ -278,8 +289,12 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQu
         validate_name(collection_name, "collection name")
         return bool(self.call(f"has_collection({collection_name})", lambda c: c.has_collection(collection_name, **self._kw)))
 
-    def match_collections(self, names: str | Iterable[str], *, missing_ok: bool = False) -> list[str]:
-        """Resolve one name, a list of names, or glob patterns to existing collections."""
+    def match_collections(
+        self, names: str | Iterable[str], *, missing_ok: bool = False, fixes: Iterable[Fix] = ()
+    ) -> list[str]:
+        """Resolve one name, a list of names, or glob patterns to existing collections.
+
+        ``fixes``: what the caller offers when one is missing (its own argument or flag)."""
         if not isinstance(names, (list, tuple, set)):  # one name (or a wrongly typed one, refused below)
             names = [names]  # type: ignore[list-item]
         names = list(names)
@@ -295,7 +310,7 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQu
                     raise MilvusInputError(
                         f"Collection pattern {name!r} matches no collection (there are "
                         f"{len(existing)}: {', '.join(sorted(existing)[:10]) or 'none'}). Fix the pattern.",
-                        fixes=[SKIP_MISSING_COLLECTIONS],
+                        fixes=list(fixes),
                     )
                 found.extend(matched)
                 continue
@@ -305,7 +320,7 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQu
             elif not missing_ok:
                 raise MilvusInputError(
                     f"Collection {name!r} does not exist in {self.redact(self.uri)}. Check the name (and db_name).",
-                    fixes=[SKIP_MISSING_COLLECTIONS],
+                    fixes=list(fixes),
                 )
         return list(dict.fromkeys(found))
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_milvus.errors import MilvusInputError, MilvusProviderError
+from airflow_milvus.errors import Fix, MilvusInputError, MilvusProviderError
 from airflow_milvus.hooks.milvus import MilvusHook
 from airflow_milvus.hooks.retry import error_message
 from airflow_milvus.planning.specs import LOADED_STATES
 from airflow_milvus.planning.validation import validate_name
+
+# The operators that match collections call the argument missing_collection_ok; the CLI has no flag.
+SKIP_MISSING_COLLECTIONS = Fix("missing_collection_ok", True, purpose="to skip it")
 
 
 def ensure_loaded(hook: MilvusHook, collection_name: str, *, timeout: float | None = None, wait: bool = True) -> bool:
@@ -74,7 +77,7 @@ def collection_status(hook: MilvusHook, collection_name: str) -> dict[str, Any]:
 def status_report(hook: MilvusHook, collection_name: Any, *, field_name: str | None = None, missing_ok: bool = False) -> list[dict[str, Any]]:
     """:func:`collection_status` of every matched collection, indexes of ``field_name`` only if given."""
     report = []
-    for name in hook.match_collections(collection_name, missing_ok=missing_ok):
+    for name in hook.match_collections(collection_name, missing_ok=missing_ok, fixes=[SKIP_MISSING_COLLECTIONS]):
         status = collection_status(hook, name)
         if field_name:
             status["indexes"] = [i for i in status["indexes"] if i["field_name"] == field_name]

@@ -14,6 +14,7 @@ from airflow_milvus.errors import MilvusProviderError
 from airflow_milvus.hooks.milvus import MilvusHook
 from airflow_milvus.hooks.retry import error_message
 from airflow_milvus.lifecycle import waiting
+from airflow_milvus.lifecycle.collections import SKIP_MISSING_COLLECTIONS
 from airflow_milvus.lifecycle.snapshots import SnapshotStore
 from airflow_milvus.planning.drop import CollectionDrop, DropPlan, plan_collection_drop
 from airflow_milvus.planning.specs import describe_specs
@@ -60,7 +61,7 @@ def _match(hook: MilvusHook, name, *, missing_collection_ok: bool) -> dict[str, 
         state = hook.get_load_state(validate_name(name, "collection name"))
         if state != "NotExist":  # one read answers both
             return {name: state}
-    return dict.fromkeys(hook.match_collections(name, missing_ok=missing_collection_ok))
+    return dict.fromkeys(hook.match_collections(name, missing_ok=missing_collection_ok, fixes=[SKIP_MISSING_COLLECTIONS]))
 
 
 def _plan_one(hook: MilvusHook, store: SnapshotStore, collection: str, load_state: str | None, *, logger, **choices) -> CollectionDrop:

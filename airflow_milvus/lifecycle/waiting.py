@@ -161,7 +161,7 @@ def wait_for_builds(hook, targets: list[dict[str, Any]], *, timeout: float, poll
 
 def build_targets(hook, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The targets to poll for indexes just created (or found) from ``specs``."""
-    targets, unnamed = poll_targets(specs, lite=True if hook.is_lite else None)
+    targets, unnamed = poll_targets(specs, lite=hook.is_lite)
     for spec in unnamed:  # Milvus chose the name: ask which
         found = hook.list_index_specs(spec["collection_name"], spec["field_name"])
         if not found:
