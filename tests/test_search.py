@@ -9,8 +9,12 @@ import random
 import pytest
 
 from airflow_milvus.errors import MilvusInputError
-from airflow_milvus.hooks.search import check_request, json_safe, shape_hits
-from airflow_milvus.operators.search import MilvusQueryOperator, MilvusSearchOperator, check_result_size
+from airflow_milvus.operators.search import (
+    MilvusQueryOperator,
+    MilvusSearchOperator,
+    check_result_size,
+)
+from airflow_milvus.planning.search import check_request, json_safe, shape_hits
 from tests.conftest import conn_env_value, milvus_client
 from tests.dag_runner import run_dag, write_dag, xcom
 from tests.helpers import DIM, make_collection

@@ -15,7 +15,7 @@ DEFAULT_MAX_RESULT_BYTES = 1024 * 1024  # 1 MiB: XComs live in Airflow's metadat
 
 def check_result_size(result: Any, max_result_bytes: int, what: str) -> int:
     """The result's size as compact JSON; MilvusInputError when it exceeds the bound."""
-    from airflow_milvus.hooks.search import result_size
+    from airflow_milvus.planning.search import result_size
 
     size = result_size(result)
     if size > max_result_bytes:
