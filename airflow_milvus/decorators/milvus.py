@@ -70,7 +70,7 @@ class _MilvusDecoratedOperator(DecoratedOperator, MilvusConnectedOperator, Pytho
     def execute(self, context) -> Any:
         hook = self.hook
         try:
-            hook.call("connect", lambda client: None)  # connected before the function runs, under the retry policy
+            hook.connect()  # connected before the function runs, under the retry policy
             self.op_kwargs = {**(self.op_kwargs or {}), HOOK_ARGUMENT: hook}
             return super().execute(context)
         finally:

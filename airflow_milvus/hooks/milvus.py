@@ -199,6 +199,10 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQu
             self._client = MilvusClient(**cfg, dedicated=True)
         return self._client
 
+    def connect(self) -> None:
+        """Open the client now, under the retry policy (it opens on first use otherwise)."""
+        self.call("connect", lambda c: None)
+
     def close(self) -> None:
         """Release the client. A Milvus Lite ``.db``'s shared server keeps running (see lite_server)."""
         if self._client is not None:
