@@ -25,6 +25,7 @@ from tests.conftest import set_connection
 from tests.helpers import (
     VECTOR_INDEX,
     index_summary,
+    is_lite,
     load_state,
     make_collection,
     scalar_index,
@@ -137,9 +138,23 @@ def test_drop_asks_first_and_exits_non_zero_when_refused(cli, milvus_uri, collec
     assert "dropped" in confirmed.stdout and "year" in confirmed.stdout
     assert [v[0] for v in index_summary(milvus_uri, collection_name).values()] == ["vec"]
 
-    again = cli("drop", "-f", "year", "--yes", "-o", "json")
+    state = load_state(milvus_uri, collection_name)
+    again = cli("drop", "-f", "year", "--yes", "-o", "json")  # --missing-ok is the default
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["dropped"] == [] and "Nothing to drop." in again.stderr
+    nothing = json.loads(again.stdout)
+    assert nothing["dropped"] == [] and nothing["dry_run"] is False  # a real run, though it changed nothing
+    # The server: released by the drop before (a scalar index too, before 2.6), whose record says it was
+    # loaded, and that counts. Lite: loaded again by re-creating vec, which it had dropped with year.
+    assert state == ("Loaded" if is_lite(milvus_uri) else "NotLoad")
+    assert nothing["collections"] == {collection_name: {"was_loaded": True, "released": False}}
+    assert f"Nothing to drop. Collection '{collection_name}' has no index on field 'year' (it has: vec on vec (HNSW))." in again.stderr
+    assert cli("drop", "-f", "year", "--missing-ok", "--yes").returncode == 0
+
+    strict = cli("drop", "-f", "year", "--no-missing-ok", "--yes", "-o", "json")
+    assert strict.returncode == 1 and strict.stdout == ""
+    assert strict.stderr.strip() == f"Error: Collection '{collection_name}' has no index on field 'year' (it has: vec on vec (HNSW))."
+    assert index_summary(milvus_uri, collection_name) == {"vec": ("vec", "HNSW", "L2")}
+    assert load_state(milvus_uri, collection_name) == state
 
 
 def test_create_is_idempotent_and_replaces_only_when_told(cli, milvus_uri, collection_name):
@@ -173,6 +188,103 @@ def test_create_is_idempotent_and_replaces_only_when_told(cli, milvus_uri, colle
     assert {v[0]: v[1] for v in index_summary(milvus_uri, collection_name).values()}["vec"] == "HNSW"
 
 
+def test_create_from_json_rebuilds_what_a_drop_printed(cli, run_cli, milvus_conn, milvus_uri, collection_name, tmp_path):
+    """The shell runbook: ``index drop --all -o json > FILE``, then ``index create --from-json FILE``."""
+    before = index_summary(milvus_uri, collection_name)
+    dropped = cli("drop", "--all", "--yes", "-o", "json")
+    assert dropped.returncode == 0, dropped.stderr
+    result = json.loads(dropped.stdout)
+    assert result["dry_run"] is False
+    assert result["collections"] == {collection_name: {"was_loaded": True, "released": True}}
+    vec_params = None if is_lite(milvus_uri) else VECTOR_INDEX["params"]  # Lite reports none; nothing recorded them
+    assert sorted((s["index_name"], s["field_name"], s["index_type"], s["metric_type"], s["params"]) for s in result["dropped"]) == [
+        ("vec", "vec", "HNSW", "L2", vec_params),
+        ("year", "year", scalar_index(milvus_uri)["index_type"], None, {}),
+    ]
+    # Lite: said on stderr too (the library's warning is a log line, and logs are off at the shell)
+    unknown = f"Note: {collection_name}.vec: build parameters of index 'vec' (HNSW) unknown (params null); "
+    drop_note = unknown + "a rebuild from this result uses Milvus's defaults."
+    assert (drop_note in dropped.stderr) if is_lite(milvus_uri) else ("Note:" not in dropped.stderr)
+    assert index_summary(milvus_uri, collection_name) == {}
+    # Milvus Lite reports a collection without indexes as Loaded
+    dropped_state = "Loaded" if is_lite(milvus_uri) else "NotLoad"
+    assert load_state(milvus_uri, collection_name) == dropped_state
+    saved = tmp_path / "dropped.json"
+    saved.write_text(dropped.stdout)
+
+    def create(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return run_cli("index", "create", *args, "--conn-id", milvus_conn, stdin=stdin)
+
+    mixed = cli("create", "--from-json", str(saved))  # cli adds -c
+    assert mixed.returncode == 1 and mixed.stdout == ""
+    assert "--from-json takes the indexes from the file; leave out -c." in mixed.stderr, mixed.stderr
+
+    dry = create("--from-json", "-", "--dry-run", "-o", "json", stdin=dropped.stdout)  # stdin
+    assert dry.returncode == 0, dry.stderr
+    planned = json.loads(dry.stdout)
+    assert (planned["skipped"], planned["loaded"], planned["released"]) == ([], [], [])
+    assert ((unknown + "it is built with Milvus's defaults.") in dry.stderr) == is_lite(milvus_uri)
+    assert sorted((s["index_name"], s["field_name"], s["index_type"], s["metric_type"], s["params"]) for s in planned["created"]) == [
+        ("vec", "vec", "HNSW", "L2", vec_params or {}),  # unknown on Lite: Milvus's defaults
+        ("year", "year", scalar_index(milvus_uri)["index_type"], None, {}),
+    ]
+    assert index_summary(milvus_uri, collection_name) == {}  # a dry run changes nothing
+    assert load_state(milvus_uri, collection_name) == dropped_state
+
+    rebuilt = create("--from-json", str(saved), "--yes", "-o", "json")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    done = json.loads(rebuilt.stdout)
+    assert done["created"] == planned["created"] and done["skipped"] == [] and done["released"] == []
+    assert done["loaded"] == [collection_name]  # loaded before the drop: loaded again
+    assert index_summary(milvus_uri, collection_name) == before
+    assert load_state(milvus_uri, collection_name) == "Loaded"
+
+    again = create("--from-json", str(saved))  # a re-run finds them built: nothing to do
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already there") == 2 and "created" not in again.stdout
+    assert index_summary(milvus_uri, collection_name) == before
+
+
+def test_collection_load_and_release(cli, run_cli, milvus_conn, milvus_uri, collection_name):
+    def collection(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return run_cli("collection", *args, "-c", collection_name, "--conn-id", milvus_conn, stdin=stdin)
+
+    unanswered = collection("release", "-o", "json")  # stdin is empty: no is assumed
+    assert unanswered.returncode == 1 and unanswered.stdout == ""
+    assert f"Release {collection_name}? It stops serving searches until it is loaded again. [y/N]" in unanswered.stderr
+    assert "Aborted: nothing was changed" in unanswered.stderr
+    assert load_state(milvus_uri, collection_name) == "Loaded"
+
+    released = collection("release", "--yes", "-o", "json")
+    assert released.returncode == 0, released.stderr
+    assert json.loads(released.stdout) == {"collection_name": collection_name, "was_loaded": True}
+    assert load_state(milvus_uri, collection_name) == "NotLoad"
+
+    idle = collection("release", "-o", "json")  # nothing to release: nothing asked
+    assert idle.returncode == 0, idle.stderr
+    assert json.loads(idle.stdout) == {"collection_name": collection_name, "was_loaded": False}
+    assert "[y/N]" not in idle.stderr
+
+    loaded = collection("load", "-o", "json")
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout) == {"collection_name": collection_name, "was_loaded": False, "load_state": "Loaded"}
+    assert load_state(milvus_uri, collection_name) == "Loaded"
+    again = collection("load")
+    assert again.returncode == 0 and "already loaded" in again.stdout, again.stderr
+
+    assert cli("drop", "-f", "vec", "--yes").returncode == 0  # releases it
+    unindexed = collection("load", "-o", "json")
+    if is_lite(milvus_uri):  # Milvus Lite serves a collection without indexes (brute force) and reports it Loaded
+        assert unindexed.returncode == 0, unindexed.stderr
+        assert json.loads(unindexed.stdout) == {"collection_name": collection_name, "was_loaded": True, "load_state": "Loaded"}
+        return
+    assert unindexed.returncode == 1 and unindexed.stdout == ""
+    assert unindexed.stderr.startswith(
+        f"Error: Collection '{collection_name}' cannot be loaded: vector field(s) vec have no index. Create one first"
+    ), unindexed.stderr
+    assert load_state(milvus_uri, collection_name) == "NotLoad"
+
+
 def test_a_missing_field_fails_with_the_reason_on_stderr(cli, milvus_uri, collection_name):
     before = index_summary(milvus_uri, collection_name)
     out = cli("create", "-f", "nope", "--index-type", "HNSW", "--metric", "L2")
@@ -189,8 +301,17 @@ def test_a_missing_field_fails_with_the_reason_on_stderr(cli, milvus_uri, collec
          "--params '{M: 16}' is not valid JSON"),
         (("drop", "-c", "books", "-i", "bad-name", "--yes"), "index name 'bad-name' is not a valid Milvus name"),
         (("status", "-c", "books", "--conn-id", "no_such_conn"), "no_such_conn"),
+        (("create",), "index create needs -c, -f, --index-type (or --from-json FILE with a drop's JSON result)."),
+        (("create", "-c", "books", "-f", "vec", "--from-json", "dropped.json"),
+         "--from-json takes the indexes from the file; leave out -c, -f."),
+        (("create", "--from-json", "no/such/dropped.json"),
+         "--from-json no/such/dropped.json: cannot read it (No such file or directory)."),
+        (("create", "--from-json", __file__), f"--from-json {__file__}: not JSON ("),
+        (("create", "--from-json", sys.executable), f"--from-json {sys.executable}: not JSON (not UTF-8 text)"),
+        (("create", "--from-json", "-"), "--from-json -: not JSON"),  # stdin is empty
     ],
-    ids=["params", "index-name", "conn-id"],
+    ids=["params", "index-name", "conn-id", "create-nothing", "from-json-and-flags", "from-json-missing",
+         "from-json-not-json", "from-json-binary", "from-json-empty-stdin"],
 )
 def test_bad_arguments_fail_before_anything_is_contacted(args, message, run_cli, monkeypatch):
     """Refused before any connection: the connection points at a port where nothing listens,
@@ -209,6 +330,10 @@ def test_a_missing_collection_fails(run_cli, milvus_conn, collection_name):
     out = run_cli("index", "list", "-c", collection_name, "--conn-id", milvus_conn)
     assert out.returncode == 1 and f"Collection '{collection_name}' does not exist" in out.stderr
     assert "missing_collection_ok" not in out.stderr  # an operator argument: no flag does that at a shell
+    loading = run_cli("collection", "load", "-c", collection_name, "--conn-id", milvus_conn)
+    assert loading.returncode == 1 and f"Collection '{collection_name}' does not exist" in loading.stderr
+    releasing = run_cli("collection", "release", "-c", collection_name, "--conn-id", milvus_conn, "--yes")
+    assert releasing.returncode == 1 and f"Collection '{collection_name}' does not exist" in releasing.stderr
 
 
 def test_default_connection_falls_back_to_embedded_lite(run_cli, airflow_home, collection_name, monkeypatch):
@@ -243,6 +368,10 @@ def test_python_m_offers_the_provider_commands(lite_uri, collection_name, monkey
     refused = python_m("index", "drop", "-c", collection_name, "--conn-id", milvus_conn)
     assert refused.returncode == 1 and "-f FIELD or -i INDEX" in refused.stderr
     assert len(index_summary(milvus_uri, collection_name)) == 2
+
+    loaded = python_m("collection", "load", "-c", collection_name, "--conn-id", milvus_conn, "-o", "json")
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout)["load_state"] == "Loaded" and load_state(milvus_uri, collection_name) == "Loaded"
 
 
 @pytest.mark.slow  # `python -m airflow_milvus` subprocesses

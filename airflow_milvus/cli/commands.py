@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from airflow.utils.cli import suppress_logs_and_warning
@@ -144,6 +145,7 @@ def index_drop(args) -> None:
             _confirm(f"Drop {len(shown['dropped'])} index(es)?", args)
             drop.apply_drop(hook, store, plan)  # exactly what was shown: a collection matched since then is not touched
     result = plan.to_xcom(dry_run=args.dry_run)
+    _warn_unknown_params(result["dropped"], "a rebuild from this result uses Milvus's defaults")
     if not result["dropped"]:
         notes = [c.note for c in plan.collections if c.note] or ["No collection matched."]
         _stderr("Nothing to drop. " + " ".join(notes))
@@ -151,13 +153,28 @@ def index_drop(args) -> None:
     _print(args, [_spec_row(s, action=action) for s in result["dropped"]], result)
 
 
+def _warn_unknown_params(specs: list[dict[str, Any]], consequence: str) -> None:
+    """Say on stderr what the library logs say (logs are off at the shell without --verbose):
+    Milvus Lite did not report these indexes' build parameters (params null)."""
+    for spec in specs:
+        if "params" in spec and spec["params"] is None:
+            _stderr(
+                f"Note: {spec.get('collection_name')}.{spec.get('field_name')}: build parameters of index "
+                f"{spec.get('index_name')!r} ({spec.get('index_type')}) unknown (params null); {consequence}."
+            )
+
+
 def _read_specs(path: str) -> Any:
     """The specs of ``--from-json``: a file (``-``: stdin) holding ``index drop --output json``'s
     result, a list of specs or one spec."""
     try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise MilvusInputError(f"--from-json {path}: cannot read it ({exc.strerror}).") from None
+    except UnicodeDecodeError:
+        raise MilvusInputError(
+            f"--from-json {path}: not JSON (not UTF-8 text); pass the output of `index drop --output json`."
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -174,7 +191,7 @@ def _wanted(args) -> tuple[list[dict[str, Any]], Any]:
         given = [flag for flag, value in (("-c", args.collection), ("-f", args.field), ("--index-type", args.index_type),
                  ("--metric", args.metric), ("--params", args.params), ("-i", args.index)) if value is not None]  # fmt: skip
         if given:
-            raise MilvusInputError(f"--from-json takes the indexes from the file: drop {', '.join(given)}.")
+            raise MilvusInputError(f"--from-json takes the indexes from the file; leave out {', '.join(given)}.")
         index_specs = _read_specs(args.from_json)
         return wanted_specs(collection_name=None, field_name=None, index_type=None, metric_type=None,
                             index_params=None, index_name=None, index_specs=index_specs), index_specs  # fmt: skip
@@ -192,8 +209,10 @@ def _wanted(args) -> tuple[list[dict[str, Any]], Any]:
 def index_create(args) -> None:
     """airflow milvus index create (-c COLLECTION -f FIELD --index-type T [...] | --from-json FILE)"""
     from airflow_milvus.lifecycle import create
+    from airflow_milvus.planning.create import unknown_params
 
     wanted, index_specs = _wanted(args)
+    _warn_unknown_params(unknown_params(index_specs), "it is built with Milvus's defaults")
     with _connected(args) as (hook, store):
         plan = create.plan_indexes(hook, wanted, if_exists=args.if_exists)
         if plan.replacements and not args.dry_run:
