@@ -30,7 +30,7 @@ def ensure_loaded(hook: MilvusHook, collection_name: str, *, timeout: float | No
     if unindexed:
         raise MilvusInputError(
             f"Collection {collection_name!r} cannot be loaded: vector field(s) {', '.join(unindexed)} "
-            "have no index. Create one first (MilvusCreateIndexOperator), then load."
+            "have no index. Create one first (MilvusCreateIndexOperator, or `index create` at a shell), then load."
         )
     load(hook, collection_name, timeout=timeout, wait=wait)
     return True

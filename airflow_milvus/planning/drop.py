@@ -127,7 +127,7 @@ def plan_collection_drop(
         what = " ".join(x for x in (field_name and f"on field {field_name!r}", index_name and f"named {index_name!r}") if x)
         note = f"Collection {collection!r} has no index {what}".rstrip() + f" (it has: {describe_specs(snapshot)})."
         if not missing_ok:
-            raise MilvusInputError(note, fixes=[Fix("missing_ok", True, purpose="to treat this as done")])
+            raise MilvusInputError(note, fixes=[Fix("missing_ok", True, flag="--missing-ok", purpose="to treat this as done")])
     pending, loaded_before = still_pending(list(remembered), snapshot)
     release = needs_release(targets, load_state, server_version)
     if release and not release_if_loaded:
