@@ -152,7 +152,10 @@ def test_drop_asks_first_and_exits_non_zero_when_refused(cli, milvus_uri, collec
 
     strict = cli("drop", "-f", "year", "--no-missing-ok", "--yes", "-o", "json")
     assert strict.returncode == 1 and strict.stdout == ""
-    assert strict.stderr.strip() == f"Error: Collection '{collection_name}' has no index on field 'year' (it has: vec on vec (HNSW))."
+    assert strict.stderr.strip() == (
+        f"Error: Collection '{collection_name}' has no index on field 'year' (it has: vec on vec (HNSW)). "
+        "Pass --missing-ok to treat this as done."
+    )
     assert index_summary(milvus_uri, collection_name) == {"vec": ("vec", "HNSW", "L2")}
     assert load_state(milvus_uri, collection_name) == state
 
