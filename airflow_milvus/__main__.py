@@ -13,8 +13,8 @@ import sys
 
 
 def _lite_stop(args: argparse.Namespace) -> None:
-    from airflow_milvus.hooks.lite_server import stop_server
     from airflow_milvus.hooks.connection import default_lite_path
+    from airflow_milvus.hooks.lite_server import stop_server
 
     db = args.db or default_lite_path()
     if stop_server(db):

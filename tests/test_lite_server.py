@@ -108,8 +108,9 @@ def test_stop_server(lite_uri):
 
 
 def test_lite_snapshot_has_the_params_of_an_index_built_by_the_hook(lite_uri, monkeypatch, collection_name):
-    """An index built through MilvusHook.create_index (not the create operator) is recorded, so the
-    drop snapshot on Lite, which reports no params, still holds them."""
+    """An index built through MilvusHook.create_index (not the create operator) is recorded beside
+    the .db, so the drop snapshot on Lite, which reports no params, still holds them (in another
+    process: the drop task's; and for the CLI too)."""
     make_collection(lite_uri, collection_name, rows=20, indexes=())
     monkeypatch.setenv("AIRFLOW_CONN_LITE_SNAP", conn_env_value(lite_uri))
     dag_id = write_dag(f'''

@@ -39,20 +39,37 @@ def test_snapshots_written_before_the_store_still_read():
     assert store_for(f"c{uuid.uuid4().hex[:6]}").load("books") == []  # keyed by connection
 
 
-def test_build_record_fills_only_matching_unreported_params():
-    store = store_for(f"c{uuid.uuid4().hex[:6]}")
-    store.record_built([VEC])
-    reported = {**VEC, "params": {}}
-    assert store.fill_unreported_params("books", [reported]) == [VEC]
+def test_build_records_of_earlier_versions_still_fill_unreported_params():
+    conn = f"c{uuid.uuid4().hex[:6]}"
+    store = store_for(conn)
+    from airflow.models.variable import Variable
+
+    Variable.set(f"airflow_milvus.snapshot.built.{conn}.books", json.dumps([VEC]))  # as 0.1 wrote them
+    assert store.fill_unreported_params("books", [{**VEC, "params": None}]) == [VEC]
     # Built by someone else: unknown is null, not "no parameters"; a scalar index takes none.
-    other_type = {**VEC, "index_type": "FLAT", "params": {}}
-    assert store.fill_unreported_params("books", [other_type]) == [{**other_type, "params": None}]
+    other_type = {**VEC, "index_type": "FLAT", "params": None}
+    assert store.fill_unreported_params("books", [other_type]) == [other_type]
     scalar = {**VEC, "field_name": "year", "index_type": "INVERTED", "metric_type": None, "params": {}}
     assert store.fill_unreported_params("books", [scalar]) == [scalar]
 
 
-def test_an_index_built_without_params_is_recorded_as_none():
-    store = store_for(f"c{uuid.uuid4().hex[:6]}")
-    flat = {**VEC, "index_type": "FLAT", "params": {}}
-    store.record_built([flat])
-    assert store.fill_unreported_params("books", [flat]) == [flat]
+def test_lite_build_params_are_kept_beside_the_db(tmp_path):
+    """What the hook records of the indexes it builds on a .db (Lite reports none)."""
+    from airflow_milvus.hooks import lite_params
+
+    db = str(tmp_path / "milvus.db")
+    reported = {**VEC, "params": {}}  # what Lite's DescribeIndex gives
+    assert lite_params.fill(db, "books", reported)["params"] is None  # nobody recorded it: unknown
+    lite_params.record(db, VEC)
+    assert lite_params.fill(db, "books", reported) == VEC
+    assert lite_params.fill(db, "books", {**reported, "index_type": "FLAT"})["params"] is None  # another type
+    assert lite_params.fill(db, "other", reported)["params"] is None  # another collection
+    flat = {**VEC, "field_name": "v2", "index_type": "FLAT", "params": {}}
+    lite_params.record(db, flat)
+    assert lite_params.fill(db, "books", flat) == flat  # built without parameters: {} means none
+    scalar = {**VEC, "field_name": "year", "index_type": "INVERTED", "metric_type": None, "params": {}}
+    assert lite_params.fill(db, "books", scalar) == scalar  # Lite's scalar indexes take none
+    lite_params.forget(db, "books", "vec")
+    assert lite_params.fill(db, "books", reported)["params"] is None
+    lite_params.forget(db, "books")
+    assert lite_params.fill(db, "books", flat)["params"] is None

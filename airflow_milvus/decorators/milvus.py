@@ -21,7 +21,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
+from airflow.sdk.bases.decorator import (
+    DecoratedOperator,
+    TaskDecorator,
+    task_decorator_factory,
+)
 
 from airflow_milvus.operators.base import MilvusConnectedOperator
 

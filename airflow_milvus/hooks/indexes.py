@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_milvus.planning.specs import STORED_KEY, spec_from_description, stored_request
+from airflow_milvus.hooks import lite_params
+from airflow_milvus.planning.specs import (
+    STORED_KEY,
+    spec_from_description,
+    stored_request,
+)
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -24,10 +29,12 @@ class MilvusIndexMixin:
 
     def _spec(self, collection_name: str, desc: dict[str, Any]) -> dict[str, Any]:
         """The spec of one description; on a server with the pairs as stored, to rebuild it in
-        the same layout. Milvus Lite hides build params: its pairs say nothing of a layout."""
-        if self.flavour == "lite":
-            desc = {k: v for k, v in desc.items() if k != STORED_KEY}
-        return spec_from_description(collection_name, desc)
+        the same layout. Milvus Lite hides build params: its pairs say nothing of a layout, and
+        the params are those this hook recorded at build (None where another client built it)."""
+        if self.flavour != "lite":
+            return spec_from_description(collection_name, desc)
+        spec = spec_from_description(collection_name, {k: v for k, v in desc.items() if k != STORED_KEY})
+        return lite_params.fill(self.uri, collection_name, spec)  # nothing recorded unless embedded
 
     def _describe_indexes(self, collection_name: str) -> list[dict[str, Any]]:
         """Every index description of the collection, from one DescribeIndex RPC.
@@ -73,6 +80,8 @@ class MilvusIndexMixin:
             f"drop_index({collection_name}.{index_name})",
             lambda c: c.drop_index(collection_name, index_name, **self._kw),
         )
+        if self.embedded:  # Lite names an index after its field
+            lite_params.forget(self.uri, collection_name, index_name)
 
     def create_index(self, spec: dict[str, Any]) -> None:
         """Start building the index described by ``spec`` and return without waiting.
@@ -97,6 +106,8 @@ class MilvusIndexMixin:
             c.create_index(spec["collection_name"], params, sync=False, timeout=int(self.timeout), retry_times=2)
 
         self.call(f"create_index({spec['collection_name']}.{spec['field_name']})", create)
+        if self.embedded:  # Lite will not report these params: remember them beside the .db
+            lite_params.record(self.uri, spec)
 
 
 def _description(desc: Any, state_name: Any) -> dict[str, Any]:

@@ -359,6 +359,10 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQu
     def drop_collection(self, collection_name: str) -> None:
         validate_name(collection_name, "collection name")
         self.call(f"drop_collection({collection_name})", lambda c: c.drop_collection(collection_name, **self._kw))
+        if self.embedded:
+            from airflow_milvus.hooks import lite_params
+
+            lite_params.forget(self.uri, collection_name)
 
     # ------------------------------------------------------------------ data
     def row_count(self, collection_name: str) -> int:

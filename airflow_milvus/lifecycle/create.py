@@ -135,8 +135,6 @@ def _act(hook: MilvusHook, store: SnapshotStore, step: CreateStep, outcome: Crea
             "Fix index_type, metric_type or params."
             + (" The previous index was restored." if replaced else "")
         ) from exc
-    if hook.is_lite:  # Lite does not report build params: remember them for a later drop's snapshot
-        store.record_built([spec])
     store.forget(collection, {spec["field_name"]})
     outcome.created.append(spec)
 

@@ -66,16 +66,16 @@ def _match(hook: MilvusHook, name, *, missing_collection_ok: bool) -> dict[str, 
 
 def _plan_one(hook: MilvusHook, store: SnapshotStore, collection: str, load_state: str | None, *, logger, **choices) -> CollectionDrop:
     snapshot = hook.list_index_specs(collection)
-    if not all(s["params"] for s in snapshot) and hook.flavour == "lite":  # a server reports params
+    if any(s["params"] is None for s in snapshot):  # earlier versions kept Lite's params in Variables
         snapshot = store.fill_unreported_params(collection, snapshot)
-        for spec in snapshot:
-            if spec["params"] is None:
-                logger.warning(
-                    "Milvus Lite does not report the build parameters of index %s on %s.%s, and this "
-                    "provider did not build it: the snapshot says params null, and a rebuild from it "
-                    "uses Milvus's defaults. Pass index_specs with the parameters to rebuild it exactly.",
-                    spec["index_name"], collection, spec["field_name"],
-                )  # fmt: skip
+    for spec in snapshot:
+        if spec["params"] is None:  # Milvus Lite, an index another client built
+            logger.warning(
+                "Milvus Lite does not report the build parameters of index %s on %s.%s, and this "
+                "provider did not build it: the snapshot says params null, and a rebuild from it "
+                "uses Milvus's defaults. Pass index_specs with the parameters to rebuild it exactly.",
+                spec["index_name"], collection, spec["field_name"],
+            )  # fmt: skip
     drop = plan_collection_drop(
         collection,
         snapshot,

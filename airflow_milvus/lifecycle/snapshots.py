@@ -5,8 +5,8 @@ re-run, and the re-run's drop finds nothing left to drop. So every dropped spec 
 kept in an Airflow Variable until an index is built again on that field; the next drop
 reports such specs as ``pending_rebuild``, and the create operator rebuilds them.
 
-Milvus Lite does not report build parameters, so the create operator also records the specs
-it builds; a later drop on Lite fills the unreported parameters from that record.
+Milvus Lite does not report build parameters: the hook records those of the indexes it builds
+beside the ``.db`` (hooks/lite_params.py); records that earlier versions kept here still fill in.
 
 Operators receive a :class:`SnapshotStore` for their connection; the Variable keys and their
 JSON format are stable, so snapshots written by earlier versions still read.
@@ -132,15 +132,10 @@ class SnapshotStore:
         if len(kept) != len(current):
             self._save(collection_name, kept)
 
-    def record_built(self, specs: list[dict[str, Any]]) -> None:
-        """Remember the parameters of indexes built on Milvus Lite, which does not report them
-        (``{}`` recorded: built without parameters)."""
-        for spec in specs:
-            self._replace(spec["collection_name"], [{**spec, "params": dict(spec.get("params") or {})}], ".built")
-
     def fill_unreported_params(self, collection_name: str, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Milvus Lite reports no build parameters: take those recorded when the same index type
-        was built here; where none were recorded, ``params`` is None (unknown, not "none")."""
+        """Milvus Lite reports no build parameters. Versions before 0.2 recorded those of the
+        indexes they built in Variables (``.built``); the hook now keeps them beside the ``.db``
+        (hooks/lite_params.py). Where neither knows them, ``params`` is None (unknown, not "none")."""
         built = {s.get("field_name"): s for s in self.load(collection_name, ".built")}
         filled = []
         for spec in specs:

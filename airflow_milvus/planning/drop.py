@@ -13,7 +13,14 @@ from typing import Any
 
 from airflow_milvus.errors import Fix, MilvusInputError, MilvusProviderError
 from airflow_milvus.planning.rules import needs_release
-from airflow_milvus.planning.specs import LOADED_STATES, SPEC_KEYS, STORED_KEY, Spec, check_rebuildable, describe_specs
+from airflow_milvus.planning.specs import (
+    LOADED_STATES,
+    SPEC_KEYS,
+    STORED_KEY,
+    Spec,
+    check_rebuildable,
+    describe_specs,
+)
 
 
 @dataclass(frozen=True)

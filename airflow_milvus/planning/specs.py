@@ -12,7 +12,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow_milvus.errors import Fix, MilvusInputError
-from airflow_milvus.planning.validation import parse_params, validate_name, validate_stored_name
+from airflow_milvus.planning.validation import (
+    parse_params,
+    validate_name,
+    validate_stored_name,
+)
 
 Spec = dict[str, Any]
 LOADED_STATES = ("Loaded", "Loading")
