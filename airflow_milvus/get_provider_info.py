@@ -67,7 +67,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": _modules(
-            "hooks", "aliases", "connection", "imports", "indexes", "lite_server", "milvus", "quality", "retry", "search"
+            "hooks", "aliases", "connection", "imports", "indexes", "lite_params", "lite_server", "milvus", "quality", "retry", "search"
         ),
         "operators": _modules(
             "operators",

@@ -97,15 +97,16 @@ class MilvusQualityMixin:
         yield from _ahead(pages)
 
     def _pages(self, name: str, primary: str, field: str | None, size: int) -> Generator[tuple[Any, np.ndarray | None], None, None]:
-        from pymilvus.client.iterator.query_iterator import (
-            fall_back_to_latest_session_ts,
-        )
+        import datetime
+
+        from pymilvus import mkts_from_datetime
 
         fields = [primary] + ([field] if field else [])
         string_keys = self._pk_is_string(name, primary)
         first = self._query_page(name, "", [], 1, None, setup=True)
         # One MVCC timestamp for every page: the same snapshot, whatever is written meanwhile.
-        ts = first.session_ts or fall_back_to_latest_session_ts()
+        # (pymilvus's own fallback moved between 2.6 and 3.0; this is what it computes.)
+        ts = first.session_ts or mkts_from_datetime(datetime.datetime.now(), milliseconds=1000.0)
         last: Any = None
         while True:
             expr = "" if last is None else (f'{primary} > "{_quoted(last)}"' if string_keys else f"{primary} > {int(last)}")
