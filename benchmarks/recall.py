@@ -230,6 +230,8 @@ def table(results: list[dict]) -> str:
     lines.append("Best of 2 alternated rounds per transport, each in a fresh interpreter; the k-th exact distances of both agree unless marked.")
     lines.append("")
     lines.append(f"Floor (imports, connection, count(*)) peak RSS per N: {floor} MiB.")
+    loads = ", ".join(f"{r['load']:.2f}" for r in results)
+    lines.append(f"1-minute load average before each N's measurements: {loads}; one round per N for the check and the naive pass.")
     return "\n".join(lines)
 
 
@@ -261,7 +263,11 @@ def main(argv=None) -> int:
             name = f"bench_recall_{rows}"
             log(f"N={rows}: inserting {rows} x {args.dim} and building IVF_FLAT")
             build_s = build(server.uri, name, rows, args.dim)
+            quiet_until = time.monotonic() + 600
+            while os.getloadavg()[0] >= 1.5 and time.monotonic() < quiet_until:  # the build's own load, decaying
+                time.sleep(5)
             entry = {"rows": rows, "dim": args.dim, "build_seconds": build_s, "load": os.getloadavg()[0]}
+            log(f"N={rows}: load average {entry['load']:.2f} before measuring")
             entry["floor"] = run_child("floor", name, [])
             log(f"N={rows}: check")
             entry["check"] = run_child("check", name, [])
