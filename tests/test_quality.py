@@ -340,6 +340,33 @@ def test_hook_streams_every_vector_once_in_bounded_pages(milvus_conn, milvus_uri
         assert hook.count_rows(collection_name) == 700
 
 
+def test_hook_streams_every_row_of_a_collection_in_several_segments(milvus_conn, milvus_uri, collection_name):
+    """Keys interleaved over three sealed segments: a server ends a page where one segment runs
+    out (short pages mid-stream); the stream must go on to the end, each row once."""
+    from pymilvus import DataType
+
+    from airflow_milvus.hooks.milvus import MilvusHook
+
+    data = vectors(n=900)
+    with milvus_client(milvus_uri) as c:
+        schema = c.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=data.shape[1])
+        c.create_collection(collection_name, schema=schema)
+        for segment in range(3):  # each flush seals a segment
+            c.insert(collection_name, [{"id": i, "vec": data[i].tolist()} for i in range(segment, 900, 3)])
+            c.flush(collection_name)
+        params = c.prepare_index_params()
+        params.add_index("vec", index_name="vec", index_type="FLAT", metric_type="L2")
+        c.create_index(collection_name, params)
+        c.load_collection(collection_name)
+    with MilvusHook(milvus_conn) as hook:
+        pages = list(hook.iterate_vectors(collection_name, primary="id", field="vec", batch_size=128, prefetch=False))
+    ids = [int(pk) for page, _ in pages for pk in page]
+    assert sorted(ids) == list(range(900)) and len(ids) == 900, f"{len(ids)} rows in pages {[len(p) for p, _ in pages]}"
+    assert np.array_equal(np.concatenate([v for _, v in pages]), data[ids])
+
+
 def test_bad_input_gets_clear_errors_and_changes_nothing(milvus_conn, milvus_uri, collection_name):
     make_vector_collection(milvus_uri, collection_name, vectors(n=200))
     unloaded = make_vector_collection(milvus_uri, f"{collection_name}_u", vectors(n=50), load=False)
