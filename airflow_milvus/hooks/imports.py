@@ -1,13 +1,11 @@
 """Import wrappers of :class:`~airflow_milvus.hooks.milvus.MilvusHook`: start a Milvus import
-job, read its state (JSON-safe), and the partition calls the bulk import operator needs."""
+job, read its state (JSON-safe), and the partition check the bulk import operator needs."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_milvus.errors import MilvusInputError
-from airflow_milvus.hooks.retry import error_message
 from airflow_milvus.planning.validation import validate_name
 
 if TYPE_CHECKING:
@@ -29,7 +27,7 @@ def _import_handler(c: MilvusClient):
 
 
 class MilvusImportMixin:
-    """Mixed into ``MilvusHook``: uses its ``call``, ``_kw``, ``redact`` and ``write_rows``."""
+    """Mixed into ``MilvusHook``: uses its ``call`` and ``_kw``."""
 
     def has_partition(self, collection_name: str, partition_name: str) -> bool:
         validate_name(partition_name, "partition name")
@@ -69,24 +67,3 @@ class MilvusImportMixin:
             "files": str(infos.get("files") or ""),
             "reason": str(infos.get("failed_reason") or ""),
         }
-
-    def write_partition_rows(
-        self, collection_name: str, partition_name: str | None, rows: list[dict[str, Any]], *, mode: str = "insert"
-    ) -> int:
-        """``write_rows`` into one partition (None: the default one); a rejected batch raises
-        MilvusInputError, as ``write_rows`` does."""
-        if not partition_name:
-            return self.write_rows(collection_name, rows, mode=mode)
-        from pymilvus import MilvusException
-
-        try:
-            result = self.call(
-                f"{mode}({collection_name}.{partition_name}, {len(rows)} rows)",
-                lambda c: getattr(c, mode)(collection_name, rows, partition_name=partition_name, timeout=self.timeout),
-            )
-        except MilvusException as exc:
-            raise MilvusInputError(
-                f"Milvus rejected {mode} of {len(rows)} rows into {collection_name}.{partition_name}: "
-                f"{self.redact(error_message(exc))}"
-            ) from exc
-        return int(result.get(f"{mode}_count", len(rows)))

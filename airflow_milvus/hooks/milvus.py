@@ -372,19 +372,25 @@ class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQu
     def flush(self, collection_name: str) -> None:
         self.call(f"flush({collection_name})", lambda c: c.flush(collection_name, **self._kw))
 
-    def write_rows(self, collection_name: str, rows: list[dict[str, Any]], *, mode: str = "insert") -> int:
-        """Insert or upsert one batch; returns the rows Milvus took. A rejected batch (pymilvus's
-        own checks or the server's) raises MilvusInputError: it is permanent, never retried."""
+    def write_rows(
+        self, collection_name: str, rows: list[dict[str, Any]], *, mode: str = "insert", partition_name: str | None = None
+    ) -> int:
+        """Insert or upsert one batch (into ``partition_name``, else the default partition); returns
+        the rows Milvus took. A rejected batch (pymilvus's own checks or the server's) raises
+        MilvusInputError: it is permanent, never retried."""
         from pymilvus import MilvusException
 
+        target = f"{collection_name}.{partition_name}" if partition_name else collection_name
+        where = {"partition_name": partition_name} if partition_name else {}
         try:
             result = self.call(
-                f"{mode}({collection_name}, {len(rows)} rows)",
-                lambda c: getattr(c, mode)(collection_name, rows, timeout=self.timeout),
+                f"{mode}({target}, {len(rows)} rows)",
+                lambda c: getattr(c, mode)(collection_name, rows, timeout=self.timeout, **where),
             )
         except MilvusException as exc:
             raise MilvusInputError(
-                f"Milvus rejected {mode} of {len(rows)} rows into {collection_name!r}: {self.redact(error_message(exc))}"
+                f"Milvus rejected {mode} of {len(rows)} rows into {target if partition_name else repr(target)}: "
+                f"{self.redact(error_message(exc))}"
             ) from exc
         return int(result.get(f"{mode}_count", len(rows)))
 

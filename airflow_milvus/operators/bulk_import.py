@@ -238,7 +238,7 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
         for fp, item in todo:
             rows = 0
             for batch in import_files.read_rows(item, batch_size=int(self.batch_size)):
-                rows += hook.write_partition_rows(name, self.partition_name, batch, mode=mode)
+                rows += hook.write_rows(name, batch, mode=mode, partition_name=self.partition_name)
                 self.log.info("Milvus Lite: %s %d rows of %s into %s so far", mode, rows, ", ".join(item), name)
             memory[fp] = {"files": item, "job_id": None, "state": "completed", "rows": rows}
             import_jobs.save(self.milvus_conn_id, name, collection_id, memory)
