@@ -58,18 +58,24 @@ def test_lite_build_params_are_kept_beside_the_db(tmp_path):
     from airflow_milvus.hooks import lite_params
 
     db = str(tmp_path / "milvus.db")
+
+    def fill(db, collection, spec):
+        (filled,) = lite_params.fill(db, collection, [spec])
+        return filled
+
     reported = {**VEC, "params": {}}  # what Lite's DescribeIndex gives
-    assert lite_params.fill(db, "books", reported)["params"] is None  # nobody recorded it: unknown
+    assert fill(db, "books", reported)["params"] is None  # nobody recorded it: unknown
     lite_params.record(db, VEC)
-    assert lite_params.fill(db, "books", reported) == VEC
-    assert lite_params.fill(db, "books", {**reported, "index_type": "FLAT"})["params"] is None  # another type
-    assert lite_params.fill(db, "other", reported)["params"] is None  # another collection
+    assert fill(db, "books", reported) == VEC
+    assert fill(None, "books", reported)["params"] is None  # a Lite server by URI: no file to read
+    assert fill(db, "books", {**reported, "index_type": "FLAT"})["params"] is None  # another type
+    assert fill(db, "other", reported)["params"] is None  # another collection
     flat = {**VEC, "field_name": "v2", "index_type": "FLAT", "params": {}}
     lite_params.record(db, flat)
-    assert lite_params.fill(db, "books", flat) == flat  # built without parameters: {} means none
+    assert fill(db, "books", flat) == flat  # built without parameters: {} means none
     scalar = {**VEC, "field_name": "year", "index_type": "INVERTED", "metric_type": None, "params": {}}
-    assert lite_params.fill(db, "books", scalar) == scalar  # Lite's scalar indexes take none
+    assert fill(db, "books", scalar) == scalar  # Lite's scalar indexes take none
     lite_params.forget(db, "books", "vec")
-    assert lite_params.fill(db, "books", reported)["params"] is None
+    assert fill(db, "books", reported)["params"] is None
     lite_params.forget(db, "books")
-    assert lite_params.fill(db, "books", flat)["params"] is None
+    assert fill(db, "books", flat)["params"] is None

@@ -21,20 +21,17 @@ class MilvusIndexMixin:
 
     def list_index_specs(self, collection_name: str, field_name: str | None = None) -> list[dict[str, Any]]:
         """Every index of the collection (of one field if given) as a JSON-safe spec."""
-        return [
-            self._spec(collection_name, desc)
-            for desc in self._describe_indexes(collection_name)
-            if field_name is None or desc["field_name"] == field_name
-        ]
+        descs = [d for d in self._describe_indexes(collection_name) if field_name is None or d["field_name"] == field_name]
+        return self._specs(collection_name, descs)
 
-    def _spec(self, collection_name: str, desc: dict[str, Any]) -> dict[str, Any]:
-        """The spec of one description; on a server with the pairs as stored, to rebuild it in
+    def _specs(self, collection_name: str, descs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The specs of descriptions; on a server with the pairs as stored, to rebuild them in
         the same layout. Milvus Lite hides build params: its pairs say nothing of a layout, and
         the params are those this hook recorded at build (None where another client built it)."""
         if self.flavour != "lite":
-            return spec_from_description(collection_name, desc)
-        spec = spec_from_description(collection_name, {k: v for k, v in desc.items() if k != STORED_KEY})
-        return lite_params.fill(self.uri, collection_name, spec)  # nothing recorded unless embedded
+            return [spec_from_description(collection_name, d) for d in descs]
+        specs = [spec_from_description(collection_name, {k: v for k, v in d.items() if k != STORED_KEY}) for d in descs]
+        return lite_params.fill(self.uri if self.embedded else None, collection_name, specs)
 
     def _describe_indexes(self, collection_name: str) -> list[dict[str, Any]]:
         """Every index description of the collection, from one DescribeIndex RPC.
@@ -59,7 +56,7 @@ class MilvusIndexMixin:
 
     def get_index_spec(self, collection_name: str, index_name: str) -> dict[str, Any] | None:
         desc = self._describe_index(collection_name, index_name)
-        return self._spec(collection_name, desc) if desc else None
+        return self._specs(collection_name, [desc])[0] if desc else None
 
     def index_build_status(self, collection_name: str, index_name: str) -> dict[str, Any]:
         """Build progress: state, indexed_rows, total_rows, pending_index_rows, fail_reason."""

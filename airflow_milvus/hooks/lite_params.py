@@ -73,12 +73,17 @@ def forget(db: str, collection_name: str, field_name: str | None = None) -> None
             _write(db, kept)
 
 
-def fill(db: str, collection_name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """``spec`` with the recorded parameters where the same index type and metric were built
-    here; ``params`` None (unknown) for a vector index built by another client."""
+def fill(db: str | None, collection_name: str, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``specs`` with the recorded parameters where the same index type and metric were built
+    here; ``params`` None (unknown) for a vector index built by another client. ``db`` None: a
+    Lite server reached by URI, whose files this process cannot see (nothing is recorded)."""
+    records = _read(db) if db else {}
+    return [_filled(records.get(_key(collection_name, spec["field_name"])), spec) for spec in specs]
+
+
+def _filled(known: Mapping[str, Any] | None, spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("params"):
         return spec
-    known = _read(db).get(_key(collection_name, spec["field_name"]))
     if known and (known.get("index_type"), known.get("metric_type")) == (spec.get("index_type"), spec.get("metric_type") or None):
         return {**spec, "params": dict(known.get("params") or {})}
     if is_vector_spec(spec):
