@@ -19,6 +19,7 @@ from airflow_milvus.planning.specs import (
     is_vector_field,
     is_vector_spec,
     normalize_spec,
+    raw_specs,
     same_index,
     specs_from_input,
 )
@@ -217,13 +218,9 @@ def loaded_before(index_specs: Any, states: Mapping[str, CollectionState]) -> di
 
 def unknown_params(index_specs: Any) -> list[Mapping[str, Any]]:
     """Specs of a drop result or list whose build parameters Milvus did not report (params null)."""
-    if isinstance(index_specs, Mapping) and "dropped" in index_specs:
-        raw = list(index_specs.get("dropped") or []) + list(index_specs.get("pending_rebuild") or [])
-    elif isinstance(index_specs, Mapping):
-        raw = [index_specs]
-    else:
-        raw = index_specs if isinstance(index_specs, list) else []
-    return [s for s in raw if isinstance(s, Mapping) and "params" in s and s["params"] is None]
+    if index_specs is None:
+        return []
+    return [s for s in raw_specs(index_specs) if isinstance(s, Mapping) and "params" in s and s["params"] is None]
 
 
 def collections_to_load(

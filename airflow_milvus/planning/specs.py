@@ -149,8 +149,9 @@ def normalize_spec(raw: Any, position: str = "index spec", *, typed: bool = True
     return spec
 
 
-def specs_from_input(index_specs: Any) -> list[dict[str, Any]]:
-    """Accept a list of specs, one spec, or a drop operator's result dict."""
+def raw_specs(index_specs: Any) -> list[Any]:
+    """The specs ``index_specs`` holds, unchecked: a list, one spec, a drop operator's result
+    (its ``dropped`` plus ``pending_rebuild``), or a JSON string of any of these."""
     if isinstance(index_specs, str):
         try:
             index_specs = json.loads(index_specs)
@@ -167,13 +168,19 @@ def specs_from_input(index_specs: Any) -> list[dict[str, Any]]:
                 "index_specs looks like a drop result but its 'dropped' is not a list; pass "
                 "the drop operator's output unchanged."
             )
-        index_specs = dropped + pending
-    elif isinstance(index_specs, Mapping):
-        index_specs = [index_specs]
+        return dropped + pending
+    if isinstance(index_specs, Mapping):
+        return [index_specs]
     if not isinstance(index_specs, list):
         raise MilvusInputError(
             f"index_specs must be a list of specs or a drop result, got {type(index_specs).__name__}."
         )
+    return index_specs
+
+
+def specs_from_input(index_specs: Any) -> list[dict[str, Any]]:
+    """Accept a list of specs, one spec, or a drop operator's result dict."""
+    index_specs = raw_specs(index_specs)
     specs = [normalize_spec(s, f"index_specs[{i}]", typed=False) for i, s in enumerate(index_specs)]
     unique: dict[tuple[str, str], dict[str, Any]] = {}
     for spec in specs:
