@@ -67,7 +67,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": _modules(
-            "hooks", "aliases", "connection", "imports", "indexes", "lite_params", "lite_server", "milvus", "quality", "retry", "search"
+            "hooks", "aliases", "compaction", "connection", "imports", "indexes", "lite_params", "lite_serve", "lite_server", "milvus", "quality", "retry", "search"
         ),
         "operators": _modules(
             "operators",
@@ -84,11 +84,34 @@ def get_provider_info() -> dict[str, Any]:
             "status",
         ),
         "sensors": _modules("sensors", "index"),
-        "triggers": _modules("triggers", "base", "bulk_import", "index"),
+        "triggers": _modules("triggers", "base", "bulk_import", "compaction", "index"),
+        "config": {
+            "milvus": {
+                "description": "Milvus provider settings.",
+                "options": {
+                    "lite_server_idle_timeout": {
+                        "description": "Seconds without a request after which the shared server of a Milvus Lite "
+                        ".db stops (0: never). The data stays; the next use starts the server again, "
+                        "without the load state.",
+                        "version_added": "0.2.0",
+                        "type": "integer",
+                        "example": "3600",
+                        "default": "600",
+                    }
+                },
+            }
+        },
         "task-decorators": [{"name": "milvus", "class-name": "airflow_milvus.decorators.milvus.milvus_task"}],
         "cli": ["airflow_milvus.cli.definition.get_milvus_cli_commands"],
-        # milvus://host:port/db_name/collection (or milvus://lite/<path>.db/collection), normalized on use.
-        "asset-uris": [{"schemes": ["milvus"], "handler": "airflow_milvus.assets.sanitize_uri"}],
+        # milvus://host:port/db_name/collection (or milvus://lite/<path>.db/collection), normalized on use;
+        # OpenLineage names it namespace milvus://host:port, name db_name.collection (docs/lineage.md).
+        "asset-uris": [
+            {
+                "schemes": ["milvus"],
+                "handler": "airflow_milvus.assets.sanitize_uri",
+                "to_openlineage_converter": "airflow_milvus.lineage.to_openlineage",
+            }
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_milvus.hooks.milvus.MilvusHook",

@@ -32,6 +32,7 @@ os.environ.update(
 import pytest  # noqa: E402
 
 from tests.airflow_home import migrated_database  # noqa: E402
+from tests.leftovers import LEFTOVER_MARKER, leftover_processes  # noqa: E402
 from tests.milvus_server import SharedServers, private_server  # noqa: E402
 from tests.scheduling import spread_slow_tests  # noqa: E402
 
@@ -45,11 +46,30 @@ shutil.copyfile(migrated_database(), _HOME / "airflow.db")  # a migration per xd
 if "AIRFLOW_MILVUS_TEST_SERVERS" not in os.environ:
     os.environ["AIRFLOW_MILVUS_TEST_SERVERS"] = tempfile.mkdtemp(prefix="airflow-milvus-servers-")
 SERVERS = SharedServers(os.environ["AIRFLOW_MILVUS_TEST_SERVERS"])
+# Inherited by every process the session starts (xdist workers, servers, Airflow components,
+# task processes, Lite servers): found again at the end to prove none is left running.
+os.environ.setdefault(LEFTOVER_MARKER, uuid.uuid4().hex)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session, exitstatus):
+    result = yield  # after xdist has shut its workers down
+    if not hasattr(session.config, "workerinput"):  # the controller, or a run without xdist
+        SERVERS.stop_all()
+        left = leftover_processes(os.environ[LEFTOVER_MARKER])
+        if left:
+            session.config.get_terminal_writer().line(
+                "\nFAILED: processes started by this test session are still running (killed now):\n"
+                + "\n".join(f"  {pid}: {cmd}" for pid, cmd in left.items()),
+                red=True,
+                bold=True,
+            )
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return result
 
 
 def pytest_unconfigure(config):
-    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
-        SERVERS.stop_all()
+    if not hasattr(config, "workerinput"):
         shutil.rmtree(SERVERS.root, ignore_errors=True)
 
 

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
 from airflow_milvus.errors import MilvusInputError
 from airflow_milvus.hooks import lite_server
+from airflow_milvus.hooks.milvus import MilvusHook
 from tests.conftest import REPO, conn_env_value
 from tests.dag_runner import run_dag, write_dag, xcom
 from tests.helpers import load_state, make_collection
@@ -101,7 +109,7 @@ def test_a_db_opened_directly_elsewhere_is_a_clear_error(lite_uri, tmp_path):
 def test_stop_server(lite_uri):
     uri = lite_server.ensure_server(lite_uri)
     pid = lite_server.server_info(lite_uri)["pid"]
-    assert uri.startswith("http://127.0.0.1:")
+    assert uri == f"unix:{lite_server.server_info(lite_uri)['socket']}"
     assert lite_server.stop_server(lite_uri) is True
     assert lite_server.server_info(lite_uri) is None and not lite_server._pid_alive(pid)
     assert lite_server.stop_server(lite_uri) is False
@@ -131,3 +139,143 @@ with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
     (dropped,) = xcom(dr, "drop")["dropped"]
     assert dropped["params"] == {"M": 12, "efConstruction": 48}
     assert json.dumps(dropped)  # JSON-safe
+
+
+# ------------------------------------------------------------------ idle stop
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not lite_server._pid_alive(pid):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_an_idle_server_stops_keeps_the_data_and_the_next_use_starts_one(lite_uri, collection_name, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__MILVUS__LITE_SERVER_IDLE_TIMEOUT", "3")
+    make_collection(lite_uri, collection_name, rows=40)
+    hook = MilvusHook("lite_idle")
+    monkeypatch.setenv("AIRFLOW_CONN_LITE_IDLE", conn_env_value(lite_uri))
+    hook.load_collection(collection_name)
+    first = lite_server.server_info(lite_uri)
+    for _ in range(4):  # requests keep it alive past its idle timeout
+        assert hook.get_load_state(collection_name) == "Loaded"
+        time.sleep(1.5)
+    assert lite_server.server_info(lite_uri)["pid"] == first["pid"]
+
+    assert _wait_gone(first["pid"], 30), "the server did not stop after 3 s without a request"
+    assert lite_server.server_info(lite_uri) is None and not os.path.exists(first["socket"])
+    # The same hook, its client cached on the old socket, carries on: a new server, the data kept,
+    # the load state gone with the old server.
+    assert hook.row_count(collection_name) == 40
+    assert hook.get_load_state(collection_name) == "NotLoad"
+    assert lite_server.server_info(lite_uri)["pid"] != first["pid"]
+    hook.close()
+
+
+def test_idle_timeout_zero_is_never_and_a_bad_value_is_refused(lite_uri, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__MILVUS__LITE_SERVER_IDLE_TIMEOUT", "0")
+    assert lite_server.idle_timeout() == 0
+    monkeypatch.delenv("AIRFLOW__MILVUS__LITE_SERVER_IDLE_TIMEOUT")
+    assert lite_server.idle_timeout() == lite_server.DEFAULT_IDLE_TIMEOUT
+    for bad in ("-5", "ten minutes"):
+        monkeypatch.setenv("AIRFLOW__MILVUS__LITE_SERVER_IDLE_TIMEOUT", bad)
+        with pytest.raises(MilvusInputError, match=r"lite_server_idle_timeout is .*0: never"):
+            lite_server.ensure_server(lite_uri)
+        assert lite_server.server_info(lite_uri) is None
+
+
+# ------------------------------------------------------------------ who can reach it
+NOBODY = 65534  # Debian's unprivileged "nobody": a second local user that every machine has
+
+
+def _as_user(uid: int, action) -> str:
+    """Run ``action()`` in a forked child that has become ``uid``; its return value, or the
+    exception's type and message, comes back as a string."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: pure Python from here on (no gRPC after a fork)
+        os.close(read)
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            result = f"ok: {action()}"
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            result = f"{type(exc).__name__}: {exc}"
+        os.write(write, result.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        out = pipe.read()
+    os.waitpid(pid, 0)
+    return out
+
+
+def _tcp_listeners(pid: int) -> list[str]:
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    listening = []
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{table}") as lines:
+            for line in list(lines)[1:]:
+                cols = line.split()
+                if cols[3] == "0A" and cols[9] in inodes:  # 0A: LISTEN
+                    listening.append(cols[1])
+    return listening
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="acting as a second local user needs root")
+
+
+@needs_root
+def test_another_local_user_cannot_reach_the_server(lite_uri, collection_name):
+    make_collection(lite_uri, collection_name, rows=10)
+    info = lite_server.server_info(lite_uri)
+    assert _tcp_listeners(info["pid"]) == []  # no TCP port any local process could connect to
+    sock_dir = os.path.dirname(info["socket"])
+    assert stat.S_IMODE(os.stat(sock_dir).st_mode) == 0o700 and stat.S_IMODE(os.stat(info["socket"]).st_mode) == 0o600
+
+    def connect():
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(info["socket"])
+        return "connected"
+
+    assert _as_user(os.geteuid(), connect) == "ok: connected"  # the probe itself works
+    assert _as_user(NOBODY, connect).startswith("PermissionError")
+
+
+@needs_root
+def test_no_server_is_started_for_a_db_another_user_owns():
+    base = tempfile.mkdtemp(prefix="lite-owner-")  # not under pytest's tmp_path: 0700, closed to the other user
+    os.chmod(base, 0o755)
+    try:
+        _no_server_for_a_db_of(NOBODY, Path(base) / "theirs")
+    finally:
+        shutil.rmtree(base)
+
+
+def _no_server_for_a_db_of(uid: int, theirs: Path) -> None:
+    theirs.mkdir()
+    os.chown(theirs, uid, uid)
+    db = str(theirs / "milvus.db")
+    with pytest.raises(MilvusInputError, match=rf"belongs to uid {uid}, not to you .*Run as its owner"):
+        lite_server.ensure_server(db)
+    assert os.listdir(theirs) == []  # nothing written: no lock, no log, no data
+
+    # ...and the owner may: the rule is ownership, not who is asking.
+    assert _as_user(uid, lambda: lite_server.check_owner(db)) == "ok: None"
+
+
+def test_a_socket_directory_others_can_use_is_refused(tmp_path, monkeypatch, lite_uri):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    shared = tmp_path / f"airflow-milvus-{os.geteuid()}"
+    shared.mkdir(mode=0o777)
+    os.chmod(shared, 0o777)
+    with pytest.raises(MilvusInputError, match="must be a directory that only you .* can use"):
+        lite_server.ensure_server(lite_uri)
+    assert lite_server.server_info(lite_uri) is None
