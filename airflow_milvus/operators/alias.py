@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_milvus import lineage
 from airflow_milvus.errors import Fix, MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusAssetEventsMixin, MilvusBaseOperator
 from airflow_milvus.planning.validation import validate_name
@@ -112,6 +113,7 @@ class MilvusSwapAliasOperator(MilvusAssetEventsMixin, MilvusBaseOperator):
         if now != target:
             raise MilvusProviderError(f"Alias {alias!r} points at {now!r} after the swap, not at {target!r}.")
         result["swapped"] = True
+        lineage.report(hook, input_collections=[target], output_collections=[alias])  # alias now serves target
         if self.wants_asset_events:
             extra = {"action": "alias_swapped", "collection_name": target, "previous_collection": previous}
             extra.update(row_count=hook.row_count(target), indexes=hook.list_index_specs(target))

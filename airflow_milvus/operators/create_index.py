@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_milvus import lineage
 from airflow_milvus.compat import conf
 from airflow_milvus.lifecycle import create, waiting
 from airflow_milvus.lifecycle.snapshots import SnapshotStoreMixin
@@ -164,4 +165,5 @@ class MilvusCreateIndexOperator(SnapshotStoreMixin, MilvusAssetEventsMixin, Milv
             index_specs=self.index_specs, timeout=self.timeout, logger=self.log,
         )  # fmt: skip
         self.announce_index_builds(result)  # asset events: see MilvusAssetEventsMixin
+        lineage.report(self.hook, output_collections=[spec["collection_name"] for spec in result["created"]])
         return result

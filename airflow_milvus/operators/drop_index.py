@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_milvus import lineage
 from airflow_milvus.lifecycle import drop
 from airflow_milvus.lifecycle.snapshots import SnapshotStoreMixin
 from airflow_milvus.operators.base import MilvusBaseOperator
@@ -89,4 +90,5 @@ class MilvusDropIndexOperator(SnapshotStoreMixin, MilvusBaseOperator):
             drop.log_dry_run(plan, self.log)
         else:
             drop.apply_drop(self.hook, self.snapshot_store, plan, logger=self.log)
+            lineage.report(self.hook, output_collections=[c.collection for c in plan.collections if c.targets])
         return plan.to_xcom(dry_run=self.dry_run)

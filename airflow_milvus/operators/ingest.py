@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from airflow_milvus import lineage
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.hooks.retry import error_message
 from airflow_milvus.imports.rows import RowChecker
@@ -157,6 +158,7 @@ class MilvusIngestOperator(MilvusBaseOperator):
         if self.flush and written:
             self.hook.flush(name)
         self.log.info("%s: %d rows in %d batches into %s", self.mode, written, batches, name)
+        lineage.report(self.hook, output_collections=[name] if written else [])
         return {"collection_name": name, "rows": written, "batches": batches}
 
     def _progress(self, written: int, batches: int) -> str:

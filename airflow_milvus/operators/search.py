@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_milvus import lineage
 from airflow_milvus.errors import MilvusInputError
 from airflow_milvus.operators.base import MilvusBaseOperator
 from airflow_milvus.planning.validation import parse_params
@@ -151,6 +152,7 @@ class MilvusSearchOperator(_MilvusReadOperator):
         self.log.info(
             "Search of %s: %d queries, %s hits, %d bytes", self.collection_name, len(result), [len(h) for h in result][:10], size
         )
+        lineage.report(self.hook, input_collections=[self.collection_name])
         return result
 
 
@@ -209,6 +211,7 @@ class MilvusQueryOperator(_MilvusReadOperator):
         result = self.hook.query(self.collection_name, limit=limit, **common)
         size = check_result_size(result, self.max_result_bytes, f"the query of {self.collection_name!r}")
         self.log.info("Query of %s (filter %r): %d entities, %d bytes", self.collection_name, common["filter"], len(result), size)
+        lineage.report(self.hook, input_collections=[self.collection_name])
         return result
 
 
