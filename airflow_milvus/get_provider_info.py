@@ -79,6 +79,7 @@ def get_provider_info() -> dict[str, Any]:
             "drop_index",
             "index",
             "ingest",
+            "listing",
             "quality",
             "search",
             "status",

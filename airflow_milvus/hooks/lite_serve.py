@@ -24,12 +24,10 @@ import threading
 import time
 from concurrent import futures
 
-import grpc
-
 MAX_MESSAGE = 256 * 1024 * 1024  # as milvus-lite's own server and Milvus standalone
 
 
-class Activity(grpc.ServerInterceptor):
+class Activity:
     """Counts requests in flight and remembers when the last one ended."""
 
     def __init__(self) -> None:
@@ -50,23 +48,21 @@ class Activity(grpc.ServerInterceptor):
             self._in_flight -= 1
             self._last = time.monotonic()
 
-    def intercept_service(self, continuation, handler_call_details):
+    def counted(self, handler):
+        """``handler`` (a gRPC method handler) whose calls are counted."""
         self._enter()
-        try:
-            handler = continuation(handler_call_details)
-        finally:
-            self._leave()
+        self._leave()  # a call that arrives counts, even one with no handler
         if handler is None or handler.unary_unary is None:  # MilvusService's methods are all unary
             return handler
 
-        def counted(request, context, _call=handler.unary_unary):
+        def call(request, context, _call=handler.unary_unary):
             self._enter()
             try:
                 return _call(request, context)
             finally:
                 self._leave()
 
-        return handler._replace(unary_unary=counted)
+        return handler._replace(unary_unary=call)
 
 
 def serve(data_dir: str, socket_path: str, *, idle_timeout: float, state_file: str, lock_file: str) -> None:
@@ -76,11 +72,17 @@ def serve(data_dir: str, socket_path: str, *, idle_timeout: float, state_file: s
     from milvus_lite.db import MilvusLite
     from pymilvus.grpc_gen import milvus_pb2_grpc
 
+    import grpc
+
+    class CountCalls(grpc.ServerInterceptor):
+        def intercept_service(self, continuation, handler_call_details):
+            return activity.counted(continuation(handler_call_details))
+
     db = MilvusLite(data_dir)
     activity = Activity()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=10),
-        interceptors=[activity],
+        interceptors=[CountCalls()],
         options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)],
     )
     milvus_pb2_grpc.add_MilvusServiceServicer_to_server(MilvusServicer(db), server)
