@@ -110,7 +110,7 @@ def pytest_collection_modifyitems(items):
     slow tests out evenly (tests/scheduling.py)."""
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if {"milvus_server", "auth_server"} & set(item.fixturenames) or params.get("flavour") == "server":
+        if {"milvus_server", "auth_server", "s3_milvus_server"} & set(item.fixturenames) or params.get("flavour") == "server":
             item.add_marker(pytest.mark.server)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))  # set in xdist's workers
     if workers > 1:
@@ -226,3 +226,25 @@ def variables_outside_a_task(monkeypatch):
     from airflow_milvus.lifecycle import snapshots
 
     monkeypatch.setattr(snapshots, "TaskVariables", snapshots.MetadataVariables)
+
+
+S3_BUCKET = "milvus-bucket"  # the S3 server's bucket that the Milvus server of s3_milvus_server keeps its data in
+
+
+@pytest.fixture(scope="module")
+def s3_store(tmp_path_factory):
+    """An S3-compatible store on loopback (moto's server mode, tests/s3_server.py) for one module."""
+    from tests.s3_server import s3_server
+
+    with s3_server(tmp_path_factory.mktemp("s3")) as store:
+        yield store
+
+
+@pytest.fixture(scope="module")
+def s3_milvus_server(s3_store, tmp_path_factory):
+    """A Milvus 2.3.5 standalone whose storage (segments, and the files it imports) is the
+    bucket ``S3_BUCKET`` of ``s3_store``: common.storageType=minio, as the Helm chart runs it."""
+    s3_store.create_bucket(S3_BUCKET)
+    data_dir = tmp_path_factory.mktemp("milvus-s3")
+    with private_server(data_dir, extra_config=s3_store.milvus_config(S3_BUCKET)) as server:
+        yield server

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -99,9 +100,10 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class MilvusServer:
     """One milvus-server process group with its own data dir and ports."""
 
-    def __init__(self, data_dir: Path, **flags: str | int | bool) -> None:
+    def __init__(self, data_dir: Path, *, extra_config: Sequence[str] = (), **flags: str | int | bool) -> None:
         self.data_dir = Path(data_dir)
         self.flags = flags
+        self.extra_config = list(extra_config)  # milvus.yaml keys, "key=value" (e.g. an S3 store's)
         *ports, self.etcd_peer_port = free_ports(len(PORT_FLAGS) + 1)
         self.ports = dict(zip(PORT_FLAGS, ports))
         self.proc: subprocess.Popen | None = None
@@ -109,7 +111,7 @@ class MilvusServer:
 
     def state(self) -> dict:
         return {"data_dir": str(self.data_dir), "flags": self.flags, "ports": self.ports,
-                "etcd_peer_port": self.etcd_peer_port, "pgid": self.pgid}
+                "etcd_peer_port": self.etcd_peer_port, "pgid": self.pgid, "extra_config": self.extra_config}
 
     @classmethod
     def attach(cls, state: dict) -> MilvusServer:
@@ -117,6 +119,7 @@ class MilvusServer:
         server = cls.__new__(cls)
         server.data_dir, server.flags, server.ports = Path(state["data_dir"]), state["flags"], state["ports"]
         server.etcd_peer_port, server.pgid, server.proc = state["etcd_peer_port"], state["pgid"], None
+        server.extra_config = state.get("extra_config", [])
         return server
 
     @property
@@ -146,6 +149,8 @@ class MilvusServer:
         # rather than 16 (no test collection has more than one shard), quota metrics every 30 s.
         cmd += ["--extra-config", "rootCoord.dmlChannelNum=2",
                 "--extra-config", "quotaAndLimits.quotaCenterCollectInterval=30"]
+        for item in self.extra_config:
+            cmd += ["--extra-config", item]
         return cmd
 
     def start(self, timeout: float = 180) -> None:
@@ -235,10 +240,10 @@ class MilvusServer:
 
 
 @contextmanager
-def private_server(data_dir: Path, **flags: str | int | bool):
+def private_server(data_dir: Path, *, extra_config: Sequence[str] = (), **flags: str | int | bool):
     """A server of one's own for a fixture's lifetime, killed afterwards (its data is thrown
-    away; a graceful stop can take 20 s)."""
-    server = MilvusServer(data_dir, **flags)
+    away; a graceful stop can take 20 s). ``extra_config``: milvus.yaml keys ("key=value")."""
+    server = MilvusServer(data_dir, extra_config=extra_config, **flags)
     server.start()
     try:
         yield server

@@ -10,15 +10,19 @@ pyarrow and numpy are imported inside functions only (DAG-parse cost).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from airflow_milvus.errors import Fix, MilvusInputError
 
 JSON_CHUNK = 1 << 20  # bytes read at a time: a JSON file is streamed, never loaded whole
+# Opens one path as a seekable binary file (a key in a bucket: imports.bucket.Bucket.open); None: the local path.
+Opener = Callable[[str], io.BufferedIOBase] | None
+S3_SCHEME = "s3://"
 _JSON_START = re.compile(r'\s*(\{\s*"rows"\s*:\s*)?\[')
 
 
@@ -51,6 +55,20 @@ def normalize_items(files: Any) -> list[list[str]]:
     return items
 
 
+def split_key(path: str, bucket: str | None) -> tuple[str | None, str]:
+    """``s3://bucket/key``, or a plain key in ``bucket`` -> (bucket, key without a leading slash).
+    Without a bucket, a path that is no ``s3://`` URI is returned as it is."""
+    if path.startswith(S3_SCHEME):
+        named, _, key = path[len(S3_SCHEME):].partition("/")
+        if bucket and named != bucket:
+            raise MilvusInputError(
+                f"Import file {path!r} is in bucket {named!r}, but Milvus reads import files only from its "
+                f"own bucket {bucket!r} (minio.bucketName). Copy the file there, or fix bucket_name."
+            )
+        return named, key.lstrip("/")
+    return bucket, path.lstrip("/") if bucket else path  # a local path keeps its leading slash
+
+
 def file_format(item: list[str]) -> str:
     """'json', 'parquet' or 'numpy', from the file names."""
     if len(item) == 1 and item[0].lower().endswith(".json"):
@@ -66,10 +84,13 @@ def file_format(item: list[str]) -> str:
     )
 
 
-def fingerprint(item: list[str]) -> str:
+def fingerprint(item: list[str], stats: list[dict[str, Any] | None] | None = None) -> str:
     """What makes two runs' files "the same": the paths in order, each with the size and
-    modification time (nanoseconds) the worker sees. Paths the worker cannot see (keys in
-    Milvus's bucket) count by path alone."""
+    modification time (nanoseconds) the worker sees, or for keys in a bucket the ``stats``
+    read through the S3 API (size and ETag). Paths the worker cannot see count by path alone."""
+    if stats is not None:
+        parts = [[path, (s or {}).get("size"), (s or {}).get("etag")] for path, s in zip(item, stats)]
+        return hashlib.sha256(json.dumps(["s3", parts]).encode()).hexdigest()[:32]
     parts = []
     for path in item:
         try:
@@ -86,7 +107,8 @@ def check_visible(item: list[str], *, need_absolute: bool) -> None:
         if not os.path.isfile(path):
             raise MilvusInputError(
                 f"Import file {path!r} does not exist on this worker. Fix the path.",
-                fixes=[Fix("validate_files", False, purpose="if it is a key in Milvus's bucket or a path on the Milvus host only")],
+                fixes=[Fix("aws_conn_id", purpose="if it is a key in Milvus's bucket (checked through the S3 API)"),
+                       Fix("validate_files", False, purpose="if it is a path on the Milvus host only")],
             )
         if need_absolute and not os.path.isabs(path):
             raise MilvusInputError(
@@ -95,12 +117,17 @@ def check_visible(item: list[str], *, need_absolute: bool) -> None:
             )
 
 
-def read_rows(item: list[str], *, batch_size: int = 1000, limit: int | None = None) -> Iterator[list[dict[str, Any]]]:
-    """The item's rows as dicts, ``batch_size`` at a time, at most ``limit`` rows."""
+def read_rows(
+    item: list[str], *, batch_size: int = 1000, limit: int | None = None, opener: Opener = None
+) -> Iterator[list[dict[str, Any]]]:
+    """The item's rows as dicts, ``batch_size`` at a time, at most ``limit`` rows (and only the
+    bytes those rows need when ``opener`` reads a bucket)."""
     kind = file_format(item)
     reader = {"json": _json_rows, "parquet": _parquet_rows, "numpy": _numpy_rows}[kind]
     left = limit
-    for batch in reader(item, batch_size):
+    if limit is not None:
+        batch_size = max(1, min(batch_size, limit))
+    for batch in reader(item, batch_size, opener):
         if left is not None:
             batch = batch[:left]
             left -= len(batch)
@@ -110,10 +137,10 @@ def read_rows(item: list[str], *, batch_size: int = 1000, limit: int | None = No
             return
 
 
-def _json_rows(item: list[str], batch_size: int) -> Iterator[list[Any]]:
+def _json_rows(item: list[str], batch_size: int, opener: Opener) -> Iterator[list[Any]]:
     path = item[0]
     decoder = json.JSONDecoder()
-    with open(path, encoding="utf-8") as f:
+    with io.TextIOWrapper(opener(path) if opener else open(path, "rb"), encoding="utf-8") as f:
         buf = f.read(JSON_CHUNK)
         start = _JSON_START.match(buf)
         if not start:
@@ -150,25 +177,25 @@ def _json_rows(item: list[str], batch_size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _parquet_rows(item: list[str], batch_size: int) -> Iterator[list[dict[str, Any]]]:
+def _parquet_rows(item: list[str], batch_size: int, opener: Opener) -> Iterator[list[dict[str, Any]]]:
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(item[0])
+        parquet = pq.ParquetFile(opener(item[0]) if opener else item[0])
     except Exception as exc:
         raise MilvusInputError(f"Import file {item[0]!r} is not a readable Parquet file: {exc}") from exc
     for batch in parquet.iter_batches(batch_size=batch_size):
         yield batch.to_pylist()
 
 
-def _numpy_rows(item: list[str], batch_size: int) -> Iterator[list[dict[str, Any]]]:
+def _numpy_rows(item: list[str], batch_size: int, opener: Opener) -> Iterator[list[dict[str, Any]]]:
     import numpy as np
 
     columns = {}
     for path in item:
         field = os.path.basename(path)[: -len(".npy")]
         try:
-            columns[field] = np.load(path, mmap_mode="r", allow_pickle=False)
+            columns[field] = _NpyRows(opener(path)) if opener else np.load(path, mmap_mode="r", allow_pickle=False)
         except Exception as exc:
             raise MilvusInputError(f"Import file {path!r} is not a readable .npy file: {exc}") from exc
     lengths = {name: len(array) for name, array in columns.items()}
@@ -178,6 +205,34 @@ def _numpy_rows(item: list[str], batch_size: int) -> Iterator[list[dict[str, Any
     for start in range(0, total, batch_size):
         values = {name: array[start : start + batch_size].tolist() for name, array in columns.items()}
         yield [dict(zip(values, row)) for row in zip(*values.values())]
+
+
+class _NpyRows:
+    """A ``.npy`` file object sliced by rows, read in order: only the rows asked for are read
+    (``np.load`` of a file object reads the whole array)."""
+
+    def __init__(self, f: io.BufferedIOBase) -> None:
+        import numpy as np
+
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        self.shape, fortran_order, self.dtype = read_header(f)
+        if fortran_order or self.dtype.hasobject or not self.shape:
+            raise ValueError("only C-ordered arrays of numbers, one row per entity, can be imported")
+        self.file, self.next_row = f, 0
+        self.row_items = int(np.prod(self.shape[1:], dtype=np.int64))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice):
+        import numpy as np
+
+        count = min(rows.stop, len(self)) - rows.start
+        assert rows.start == self.next_row, "rows are read in order"
+        data = self.file.read(count * self.row_items * self.dtype.itemsize)
+        self.next_row += count
+        return np.frombuffer(data, dtype=self.dtype).reshape((count, *self.shape[1:]))
 
 
 def count_rows(item: list[str]) -> int | None:
@@ -194,12 +249,12 @@ def count_rows(item: list[str]) -> int | None:
     return None
 
 
-def check_rows(item: list[str], checker, *, limit: int | None, collection_name: str) -> int:
+def check_rows(item: list[str], checker, *, limit: int | None, collection_name: str, opener: Opener = None) -> int:
     """Check the item's first ``limit`` rows (all with None) against the collection schema.
 
     ``checker`` is a ``row_checks.RowChecker``. Returns the rows checked."""
     checked = 0
-    for batch in read_rows(item, limit=limit):
+    for batch in read_rows(item, limit=limit, opener=opener):
         for row in batch:
             why = checker.problem(row)
             if why:

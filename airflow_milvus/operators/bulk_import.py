@@ -124,8 +124,8 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
         hook, name = self.hook, validate_name(self.collection_name, "collection name")
         items = import_files.normalize_items(self.files)
         bucket = self._bucket()
-        if bucket or any(p.startswith(import_files.S3_SCHEME) for item in items for p in item):
-            items = [[import_files.split_key(p, bucket.name if bucket else None)[1] for p in item] for item in items]
+        # Milvus reads keys of its own bucket: s3://bucket/ is the worker's business only.
+        items = [[import_files.split_key(p, bucket.name if bucket else None)[1] for p in item] for item in items]
         if not hook.has_collection(name):
             raise MilvusInputError(f"Collection {name!r} does not exist in {hook.redact(hook.uri)}; create it before importing into it.")
         if self.partition_name:
@@ -154,7 +154,7 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
         self._validate(todo, description, name, lite, bucket, stats)
         opener = (lambda key: bucket.open(key, stats[key]["size"])) if bucket else None
         if lite:
-            return self._insert_on_lite(result, todo, memory, description, collection_id, opener)
+            return self._insert_on_lite(result, [(t["fp"], t["files"]) for t in todo], memory, description, collection_id, opener)
         formats = [import_files.file_format(t["files"]) for t in todo]
         queue = [
             {"items": [todo[i] for i in group], "files": [f for i in group for f in todo[i]["files"]]}
@@ -224,7 +224,7 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
                     method_name="execute_complete",
                 )
             event = waiting.poll(
-                lambda: import_jobs.check_jobs(self.hook, job_ids, need_slot=need_slot), timeout=float(self.timeout),
+                lambda ids=job_ids, slot=need_slot: import_jobs.check_jobs(self.hook, ids, need_slot=slot), timeout=float(self.timeout),
                 poll_interval=float(self.poll_interval), logger=self.log, started_at=payload["started_at"],
                 # The worker logs "Import into", the trigger "Import progress".
                 describe=lambda event: f"Import into {name}: {import_jobs.describe_progress(event['statuses'])}",
@@ -311,8 +311,8 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
         name, hook = result["collection_name"], self.hook
         own_keys = not (description.get("auto_id") or any(f.get("auto_id") for f in description["fields"] if f.get("is_primary")))
         mode = "upsert" if own_keys else "insert"
-        for entry in todo:
-            fp, item, rows = entry["fp"], entry["files"], 0
+        for fp, item in todo:
+            rows = 0
             for batch in import_files.read_rows(item, batch_size=int(self.batch_size), opener=opener):
                 rows += hook.write_rows(name, batch, mode=mode, partition_name=self.partition_name)
                 self.log.info("Milvus Lite: %s %d rows of %s into %s so far", mode, rows, ", ".join(item), name)

@@ -9,23 +9,26 @@ from airflow_milvus.triggers.base import MilvusPollingTrigger
 
 
 class MilvusImportJobTrigger(MilvusPollingTrigger):
-    """Poll import jobs until all are Completed, one fails, or time runs out.
+    """Poll import jobs until all are Completed (or, with ``need_slot``, one is: more jobs wait
+    to start), one fails, or time runs out.
 
     Every poll logs each job's state, percentage and rows so far. The other arguments are
     :class:`~airflow_milvus.triggers.base.MilvusPollingTrigger`'s.
 
     :param job_ids: the Milvus import job ids.
+    :param need_slot: return as soon as one job is Completed, so the task starts the next.
     """
 
-    def __init__(self, *, job_ids: list[int], poll_interval: float = 5.0, **kwargs) -> None:
+    def __init__(self, *, job_ids: list[int], need_slot: bool = False, poll_interval: float = 5.0, **kwargs) -> None:
         super().__init__(poll_interval=poll_interval, **kwargs)
         self.job_ids = [int(j) for j in job_ids]
+        self.need_slot = bool(need_slot)
 
     def what_to_poll(self) -> dict[str, Any]:
-        return {"job_ids": self.job_ids}
+        return {"job_ids": self.job_ids, "need_slot": self.need_slot}
 
     def poll(self, hook) -> dict[str, Any]:
-        return check_jobs(hook, self.job_ids)
+        return check_jobs(hook, self.job_ids, need_slot=self.need_slot)
 
     def progress(self, event: dict[str, Any]) -> str:
         return f"Import progress: {describe_progress(event['statuses'])}"
