@@ -26,6 +26,7 @@ from airflow_milvus.errors import (
 )
 from airflow_milvus.hooks import connection
 from airflow_milvus.hooks.aliases import MilvusAliasMixin
+from airflow_milvus.hooks.compaction import MilvusCompactionMixin
 from airflow_milvus.hooks.connection import (
     DEFAULT_TIMEOUT,
     build_client_config,
@@ -51,7 +52,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class MilvusHook(MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQualityMixin, MilvusSearchMixin, BaseHook):
+class MilvusHook(
+    MilvusIndexMixin, MilvusAliasMixin, MilvusImportMixin, MilvusQualityMixin, MilvusSearchMixin, MilvusCompactionMixin, BaseHook
+):
     """Interact with Milvus (a server, Zilliz Cloud, or embedded Milvus Lite).
 
     Every call goes through the provider's retry policy: transient faults are retried with
