@@ -254,3 +254,32 @@ def test_aws_connection_is_read_as_the_amazon_provider_writes_it(monkeypatch):
         from airflow_milvus.imports.files import split_key
 
         split_key("s3://other/k.parquet", "milvus-bucket")
+
+
+@pytest.mark.usefixtures("variables_outside_a_task")
+def test_lite_reads_bucket_keys_through_the_connection(s3_store, aws_conn, lite_uri, collection_name, monkeypatch):
+    """Milvus Lite has no import jobs: the operator reads the keys itself, through the aws connection."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    conn_id = f"milvus_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn_env_value(lite_uri))
+    make_collection(lite_uri, collection_name, rows=0)
+    client = s3_store.client()
+    if S3_BUCKET not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+        s3_store.create_bucket(S3_BUCKET)
+    keys = []
+    for part, (bad, rows) in enumerate([(False, range(60)), (True, range(60, 70))]):
+        body = io.BytesIO()
+        table = [row(i) for i in rows]
+        if bad:
+            table[-1]["vec"] = [0.5] * 3
+        pq.write_table(pa.Table.from_pylist(table), body)
+        keys.append(f"lite/{collection_name}/{part}.parquet")
+        client.put_object(Bucket=S3_BUCKET, Key=keys[-1], Body=body.getvalue())
+    with pytest.raises(MilvusInputError, match=rf"s3://{S3_BUCKET}/{keys[1]}: row 9 field 'vec': vector has dimension 3, the collection expects {DIM}"):
+        run_import(conn_id, collection_name, keys, aws_conn_id=aws_conn)
+    assert row_count(lite_uri, collection_name) == 0
+    result = run_import(conn_id, collection_name, keys[:1], aws_conn_id=aws_conn)
+    assert (result["rows"], result["method"]) == (60, "insert")
+    assert ids_in(lite_uri, collection_name) == list(range(60))
