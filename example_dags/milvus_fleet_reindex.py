@@ -122,7 +122,10 @@ def milvus_fleet_reindex():
             print(f"{name}: {line}")
         failed = [name for name in names if name not in measured]
         if failed:
-            raise AirflowFailException(  # not retried: a retry would find the samef"{len(failed)} of {len(names)} tenants failed: {', '.join(failed)}. Fix them, then clear their map indexes.")
+            # Not retried: a retry would find the same.
+            raise AirflowFailException(
+                f"{len(failed)} of {len(names)} tenants failed: {', '.join(failed)}. Fix them, then clear their map indexes."
+            )
         return outcome
 
     seed_demo_tenants() >> tenants
