@@ -19,7 +19,7 @@ from tests.conftest import S3_BUCKET, conn_env_value, milvus_client
 from tests.helpers import DIM, make_collection, row_count
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY
 
-ACTIVE = {0, 2, 5}  # Pending, Started, Persisted: a job still holding its slot (6 Completed, 1/7 Failed)
+ENDED = import_jobs.DONE | import_jobs.FAILED  # any other state holds a slot (Pending, Started, Persisted)
 
 
 @pytest.fixture
@@ -126,6 +126,10 @@ def test_missing_key_and_bad_file_change_nothing(s3_milvus_server, s3_store, s3_
         run_import(s3_conn, collection_name, [*good, bad_key], aws_conn_id=aws_conn)
     assert row_count(uri, collection_name) == 20  # checked before any job: the good file waited too
     assert server_jobs(uri, collection_name) == []
+    # Unchecked, Milvus itself finds the key missing: its job fails with its reason and commits nothing.
+    with pytest.raises(MilvusInputError, match=rf"failed to get file size of '{missing}'.*key does not exist.*committed none"):
+        run_import(s3_conn, collection_name, [missing], aws_conn_id=aws_conn, validate_files=False)
+    assert row_count(uri, collection_name) == 20
     assert run_import(s3_conn, collection_name, good, aws_conn_id=aws_conn)["rows"] == 50  # fixed input imports
 
 
@@ -144,7 +148,7 @@ def test_no_more_than_max_concurrent_jobs_run_at_once(s3_milvus_server, s3_store
 
     def start_and_look(hook, *args, **kwargs):
         job_id = start(hook, *args, **kwargs)
-        seen.append(sum(1 for job in server_jobs(uri, collection_name) if int(job.state) in ACTIVE))
+        seen.append(sum(1 for job in server_jobs(uri, collection_name) if int(job.state) not in ENDED))
         return job_id
 
     monkeypatch.setattr(MilvusHook, "start_import_job", start_and_look)
@@ -152,7 +156,7 @@ def test_no_more_than_max_concurrent_jobs_run_at_once(s3_milvus_server, s3_store
 
     def watch():  # and between starts, from the server's job list
         while not stop.is_set():
-            watching.append(sum(1 for job in server_jobs(uri, collection_name) if int(job.state) in ACTIVE))
+            watching.append(sum(1 for job in server_jobs(uri, collection_name) if int(job.state) not in ENDED))
             stop.wait(0.2)
 
     watcher = threading.Thread(target=watch)

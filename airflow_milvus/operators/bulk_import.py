@@ -139,8 +139,9 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
             self.log.warning("Collection %s is empty although earlier imports completed: importing again", name)
             memory = {}
         lite = hook.flavour == "lite"
-        stats = {key: bucket.stat(key) for item in items for key in item} if bucket else {}
-        fps = [import_files.fingerprint(item, [stats[k] for k in item] if bucket else None) for item in items]
+        # Keys count by size and ETag, read where the worker is to reach the bucket anyway.
+        stats = {key: bucket.stat(key) for item in items for key in item} if bucket and (self.validate_files or lite) else {}
+        fps = [import_files.fingerprint(item, [stats[k] for k in item] if stats else None) for item in items]
         todo, adopted, done = import_jobs.sort_items(hook, items, fps, memory, lite=lite)
         result = {
             "collection_name": name, "partition_name": self.partition_name or None, "rows": 0,
@@ -182,7 +183,7 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
             item = entry["files"]
             if bucket:
                 for key in item:
-                    stats[key] = stats[key] or bucket.check_exists(key)
+                    stats[key] = stats.get(key) or bucket.check_exists(key)
                 shown, opener = [bucket.where(k) for k in item], lambda uri: bucket.open(*self._key_size(uri, stats))
             else:
                 import_files.check_visible(item, need_absolute=not lite)
