@@ -37,8 +37,10 @@ class MilvusImportMixin:
         ))
 
     def start_import_job(self, collection_name: str, partition_name: str | None, files: Sequence[str]) -> int:
-        """Start one import job reading ``files`` (one JSON or Parquet file, or the NumPy column
-        files of one batch); returns its id. ``partition_name`` None: the default partition."""
+        """Start one import job reading ``files``; returns its id. Milvus 2.3 takes one JSON or
+        Parquet file, or the NumPy column files of one batch; 2.4+ up to 1,024 JSON/Parquet files
+        (``imports.jobs.pack_jobs`` decides). Paths are keys in Milvus's bucket when its storage is
+        MinIO/S3. ``partition_name`` None: the default partition."""
         files = list(files)
 
         def start(c: MilvusClient) -> int:
