@@ -1,7 +1,9 @@
-"""Reload by row ingest against reload by import job, each with the index kept or dropped first.
+"""Reload by row ingest against reload by import job, each with the index kept, dropped first, or
+dropped first with a compaction before the rebuild.
 
-``python -m benchmarks.bulk_reload --rows 100000`` from the repository root (about 15 minutes at
-N = 100 000 on 2 cores). Results go to benchmarks/results/bulk_reload.json and .md.
+``python -m benchmarks.bulk_reload --rows 100000`` from the repository root (the four cases without
+compaction took about 15 minutes at N = 100 000 on 2 cores; there are six). Results go to
+benchmarks/results/bulk_reload.json and .md (``--out`` elsewhere).
 
 Every case starts from the same state, made afresh and not timed: N rows, HNSW, loaded,
 searched by a prober every 0.5 s (reindex.Prober, which also samples the server's RSS). The
@@ -13,7 +15,11 @@ this process, one after another as a DAG's tasks would:
   written once beforehand with ``LocalBulkWriter`` (the export is timed and its CPU counted apart);
 - index dropped: ``MilvusDropIndexOperator`` first (it releases the collection), and
   ``MilvusCreateIndexOperator(index_specs=drop.output, load=True)`` after the reload;
-- index kept: after the reload, wait until the index has no pending rows.
+- index kept: after the reload, wait until the index has no pending rows;
+- index dropped and compacted: as dropped, with ``MilvusCompactOperator`` between the reload and
+  the rebuild, so that the rebuild indexes the live rows only if Milvus purged the replaced ones
+  (what the compaction did is kept with each case: on Milvus 2.3 a collection without a vector
+  index does not compact, see docs/operators.md#milvuscompactoperator).
 
 Query-ready is when a strong-consistency count sees N rows and a search returns row 7 first,
 from the first step's start. Worker CPU is the CPU time of the thread that runs the steps
@@ -38,7 +44,9 @@ from benchmarks.common import BENCH, log, median, set_milvus_conn, setup_airflow
 
 CONN_ID = "bench_milvus"
 NAME = "bench_reload"
-CASES = [("ingest", False), ("ingest", True), ("import", False), ("import", True)]
+# Index strategies: kept, dropped first, dropped first with a compaction before the rebuild.
+STRATEGIES = {"kept": "kept", "dropped": "dropped, rebuilt", "compacted": "dropped, compacted, rebuilt"}
+CASES = [(path, strategy) for path in ("ingest", "import") for strategy in STRATEGIES]
 SEARCH = {"params": {"ef": 1024}}
 
 
@@ -73,9 +81,10 @@ def _ready(hook, rows: int, dim: int) -> bool:
         return False
 
 
-def run_case(uri: str, path: str, drop: bool, *, rows: int, dim: int, files: list[str], server_pid: int | None) -> dict:
+def run_case(uri: str, path: str, strategy: str, *, rows: int, dim: int, files: list[str], server_pid: int | None) -> dict:
     from airflow_milvus.hooks.milvus import MilvusHook
     from airflow_milvus.operators.bulk_import import MilvusBulkImportOperator
+    from airflow_milvus.operators.collection import MilvusCompactOperator
     from airflow_milvus.operators.index import (
         MilvusCreateIndexOperator,
         MilvusDropIndexOperator,
@@ -95,6 +104,8 @@ def run_case(uri: str, path: str, drop: bool, *, rows: int, dim: int, files: lis
         phases[label] = time.time() - t
         return out
 
+    drop = strategy != "kept"
+    compacted = None
     start, cpu = time.time(), time.thread_time()
     try:
         snapshot = None
@@ -112,6 +123,9 @@ def run_case(uri: str, path: str, drop: bool, *, rows: int, dim: int, files: lis
             step("delete", delete)
             step("reload", lambda: MilvusBulkImportOperator(task_id="reload", milvus_conn_id=CONN_ID, collection_name=NAME,
                                                             files=files, poll_interval=0.5, timeout=3600).execute({}))
+        if strategy == "compacted":
+            compacted = step("compact", lambda: MilvusCompactOperator(task_id="compact", milvus_conn_id=CONN_ID, collection_name=NAME,
+                                                                  poll_interval=0.5, timeout=3600).execute({}))
         if drop:
             step("rebuild + load", lambda: MilvusCreateIndexOperator(task_id="rebuild", milvus_conn_id=CONN_ID, index_specs=snapshot,
                                                                      load=True, poll_interval=0.5).execute({}))
@@ -123,7 +137,7 @@ def run_case(uri: str, path: str, drop: bool, *, rows: int, dim: int, files: lis
         t = time.time()
         while not _ready(hook, rows, dim):
             if time.time() - t > 600:
-                raise RuntimeError(f"{path}, index {'dropped' if drop else 'kept'}: not query-ready 600 s after the steps")
+                raise RuntimeError(f"{path}, index {STRATEGIES[strategy]}: not query-ready 600 s after the steps")
             time.sleep(0.25)
         phases["until served"] = time.time() - t
         ready = time.time() - start
@@ -132,7 +146,7 @@ def run_case(uri: str, path: str, drop: bool, *, rows: int, dim: int, files: lis
         prober.stop()
         hook.close()
     return {
-        "path": path, "index": "dropped, rebuilt" if drop else "kept", "phases_s": phases, "query_ready_s": ready,
+        "path": path, "index": STRATEGIES[strategy], "phases_s": phases, "query_ready_s": ready, "compaction": compacted,
         "worker_cpu_s": worker_cpu, "not_serving_s": prober.not_serving_s(), "probes": len(prober.probes),
         "peak_server_rss_mib": prober.peak_rss / 2**20 if prober.peak_rss else None,
     }
@@ -142,7 +156,7 @@ def warm_up() -> None:
     """Pay one-off costs before the first case: module imports, the Variable API (snapshots, import memory)."""
     from airflow_milvus.imports import jobs as import_jobs
     from airflow_milvus.lifecycle import snapshots
-    from airflow_milvus.operators import bulk_import, index, ingest  # noqa: F401
+    from airflow_milvus.operators import bulk_import, collection, index, ingest  # noqa: F401
 
     snapshots.SnapshotStore(CONN_ID).load(NAME)
     import_jobs.load(CONN_ID, NAME, None)
@@ -156,22 +170,23 @@ def measure(uri: str, home: Path, *, rows: int, dim: int, repeats: int, server_p
     runs, interrupted = [], False
     try:
         for rep in range(repeats):
-            order = CASES[rep % 4:] + CASES[: rep % 4]
-            for path, drop in order:
+            order = CASES[rep % len(CASES):] + CASES[: rep % len(CASES)]
+            for path, strategy in order:
                 ensure_up()
                 log(f"bulk_reload: round {rep + 1}/{repeats}: setting up {rows} rows, HNSW, loaded")
                 data.make_collection(uri, NAME, rows=rows, dim=dim)
-                log(f"bulk_reload: {path}, index {'dropped' if drop else 'kept'}")
-                result = run_case(uri, path, drop, rows=rows, dim=dim, files=files, server_pid=server_pid() if callable(server_pid) else server_pid)
+                log(f"bulk_reload: {path}, index {STRATEGIES[strategy]}")
+                result = run_case(uri, path, strategy, rows=rows, dim=dim, files=files, server_pid=server_pid() if callable(server_pid) else server_pid)
                 log(f"bulk_reload: query-ready {result['query_ready_s']:.1f}s, worker CPU {result['worker_cpu_s']:.1f}s, "
-                    f"searches failing {result['not_serving_s']:.1f}s, phases {result['phases_s']}")
+                    f"searches failing {result['not_serving_s']:.1f}s, phases {result['phases_s']}"
+                    + (f", compaction {describe_compaction(result['compaction'])}" if result["compaction"] else ""))
                 runs.append({**result, "round": rep + 1})
     except KeyboardInterrupt:  # keep the finished cases (SIGTERM too, see main)
         log(f"bulk_reload: interrupted after {len(runs)} case(s)")
         interrupted = True
     summary = []
-    for path, drop in CASES:
-        mine = [r for r in runs if r["path"] == path and r["index"] == ("dropped, rebuilt" if drop else "kept")]
+    for path, strategy in CASES:
+        mine = [r for r in runs if r["path"] == path and r["index"] == STRATEGIES[strategy]]
         if not mine:
             continue
         summary.append({
@@ -179,6 +194,7 @@ def measure(uri: str, home: Path, *, rows: int, dim: int, repeats: int, server_p
             "phases_s": {p: median([r["phases_s"][p] for r in mine]) for p in mine[0]["phases_s"]},
             **{k: median([r[k] for r in mine if r[k] is not None]) for k in ("query_ready_s", "worker_cpu_s", "not_serving_s", "peak_server_rss_mib")},
             "samples": len(mine),
+            "compactions": [describe_compaction(r["compaction"]) for r in mine if r.get("compaction")],
         })
     return {"rows": rows, "dim": dim, "repeats": repeats, "interrupted": interrupted, "files": len(files), "export_s": export_s,
             "export_cpu_s": export_cpu_s, "runs": runs, "summary": summary}
@@ -190,7 +206,7 @@ def render(r: dict) -> str:
         f"{max((s['samples'] for s in r['summary']), default=0)} round(s), cases rotated; medians. Export for the import path (LocalBulkWriter, {r['files']} Parquet file(s)), once: "
         f"{r['export_s']:.1f} s, {r['export_cpu_s']:.1f} s CPU.",
         "",
-        "| Reload | index | phases (s) | query-ready (s) | worker CPU (s) | worker CPU incl. export (s) | searches failing (s) | peak server RSS (MiB) |",
+        "| Reload | index strategy | phases (s) | query-ready (s) | worker CPU (s) | worker CPU incl. export (s) | searches failing (s) | peak server RSS (MiB) |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for s in r["summary"]:
@@ -199,14 +215,25 @@ def render(r: dict) -> str:
         rss = "n/a" if s["peak_server_rss_mib"] != s["peak_server_rss_mib"] else f"{s['peak_server_rss_mib']:.0f}"
         out.append(f"| {s['path']} | {s['index']} | {phases} | {s['query_ready_s']:.1f} | {s['worker_cpu_s']:.1f} | {export:.1f} "
                    f"| {s['not_serving_s']:.1f} | {rss} |")
+    compactions = [f"- {s['path']}, {s['index']}: {'; '.join(s['compactions'])}" for s in r["summary"] if s.get("compactions")]
+    if compactions:
+        out += ["", "What the compaction before the rebuild did, per round:", "", *compactions]
     return "\n".join(out) + "\n"
+
+
+def describe_compaction(report: dict) -> str:
+    """One line of a compact operator's result: what Milvus compacted, or why nothing."""
+    if not report["compacted"]:
+        return f"nothing compacted ({report.get('note') or report['state']})"
+    return (f"{report['plans']} plan(s), segments {report['segments_before']} -> {report['segments_after']}, "
+            f"rows {report['rows_before']} -> {report['rows_after']}")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bulk_reload", description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--dim", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=1, help="rounds of the four cases")
+    p.add_argument("--repeats", type=int, default=1, help="rounds of the six cases")
     p.add_argument("--out", type=Path, default=BENCH / "results")
     args = p.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="airflow-milvus-bulk-"))

@@ -118,8 +118,8 @@ def finish(hook, report: dict[str, Any], event: dict[str, Any]) -> dict[str, Any
 
 def why_nothing(hook, collection_name: str) -> str:
     """Why Milvus planned nothing, as far as we can tell. Milvus 2.3 compacts only segments whose
-    vector index is built (``dataCoord.compaction.indexBasedCompaction``, on by default; seen on
-    2.3.5: a collection without a vector index never compacts)."""
+    vector index is built: on 2.3.5 a collection without a vector index never compacted, whether
+    ``dataCoord.compaction.indexBasedCompaction`` was on (the default) or off."""
     version = parse_version(hook.server_version)
     if version == (0,) or version >= (2, 4):
         return NOTHING_PLANNED
