@@ -140,3 +140,19 @@ def test_missing_collection_is_refused_before_anything_starts(flavour, milvus_ur
     bad = MilvusCompactOperator(task_id="c", milvus_conn_id=milvus_conn, collection_name=collection_name, flush="maybe")
     with pytest.raises(MilvusInputError, match="flush"):
         bad.execute({})
+
+
+def test_without_waiting_the_compaction_is_started_and_reported(milvus_server, collection_name, monkeypatch):
+    conn = set_connection(monkeypatch, milvus_server.uri)
+    half_deleted(milvus_server.uri, collection_name)
+    from airflow_milvus.operators.collection import MilvusCompactOperator
+
+    result = MilvusCompactOperator(task_id="c", milvus_conn_id=conn, collection_name=collection_name, wait_for_completion=False).execute({})
+    assert result["state"] == "Executing" and "rows_after" not in result and result["rows_before"] == ROWS, result
+    [compaction_id] = result["compaction_ids"]
+    deadline = time.monotonic() + 120
+    with milvus_client(milvus_server.uri) as c:  # it goes on in Milvus without the task
+        while c.get_compaction_state(compaction_id) != "Completed":
+            assert time.monotonic() < deadline, "compaction did not finish"
+            time.sleep(0.5)
+    assert sum(segments(milvus_server.uri, collection_name).values()) == ROWS // 2
