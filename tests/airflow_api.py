@@ -80,6 +80,18 @@ class AirflowApi:
         tis = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
         return {ti["task_id"]: ti for ti in tis}
 
+    def mapped_task_instances(self, dag_id: str, run_id: str) -> dict[tuple[str, int], dict[str, Any]]:
+        """``{(task_id, map_index): task instance}``, every map index of every task."""
+        tis = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
+        return {(ti["task_id"], ti["map_index"]): ti for ti in tis}
+
+    def clear(self, dag_id: str, run_id: str, task_ids: list[tuple[str, int]]) -> None:
+        """Clear these map indexes and everything downstream of them, as the UI's "Clear" does."""
+        self.api("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", {
+            "dry_run": False, "dag_run_id": run_id, "task_ids": [list(t) for t in task_ids],
+            "include_downstream": True, "only_failed": False, "reset_dag_runs": True,
+        })  # fmt: skip
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300, poll: float = 1) -> DagRun:
         """Poll a run until success or failed (or ``timeout``); return it with its tasks."""
         started = time.monotonic()

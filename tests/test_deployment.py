@@ -154,17 +154,72 @@ def test_example_reindex_twice_under_standalone_on_the_server_deferrable(server_
 
 
 # ------------------------------------------------------------------ Celery
-def test_celery_two_workers_share_the_reindex(milvus_server, tmp_path, collection_name):
+FLEET = "milvus_fleet_reindex"
+
+
+def test_celery_two_workers_share_the_reindex_and_a_fleet(milvus_server, tmp_path, collection_name):
+    """Two runs of the example reindex, then the fleet example over five tenants (one broken),
+    on two Celery workers of three slots each: one deployment for both, as it costs ~30 s of CPU."""
     conf = {"collection": collection_name, "rows": ROWS}
     with AirflowDeployment(tmp_path / "airflow", env=server_env(milvus_server.uri), executor="CeleryExecutor",
-                           celery_workers=2, worker_concurrency=1) as airflow:
+                           celery_workers=2, worker_concurrency=3, dag_ids=(REINDEX, FLEET)) as airflow:
         runs = [airflow.run_dag(REINDEX, conf) for _ in range(2)]
         for run in runs:
             assert_clean_run(airflow, run)
-    hosts = [ti["hostname"] for run in runs for ti in run.tasks.values()]
-    assert set(hosts) == {"worker-1", "worker-2"}, hosts
-    print(f"\ncelery: runs took {runs[0].seconds:.0f}s and {runs[1].seconds:.0f}s; tasks per worker: "
-          f"{ {h: hosts.count(h) for h in set(hosts)} }")
+        hosts = [ti["hostname"] for run in runs for ti in run.tasks.values()]
+        assert set(hosts) == {"worker-1", "worker-2"}, hosts
+        fleet_on_celery(airflow, milvus_server.uri, f"{collection_name}_f")
+
+
+def fleet_on_celery(airflow: AirflowDeployment, uri: str, prefix: str) -> None:
+    from tests.test_fleet import GROUP, SEEDED, index_specs, make_tenant
+
+    broken = f"{prefix}_bad"
+    make_tenant(uri, broken, dim=8)  # sorts last: map index 4
+    run_id = airflow.trigger(FLEET, {"pattern": f"{prefix}_*", "demo_tenants": 4, "rows": 200})
+    run = airflow.wait_for_run(FLEET, run_id, timeout=600)
+    tis = airflow.mapped_task_instances(FLEET, run_id)
+    states = {key: ti["state"] for key, ti in tis.items()}
+    assert run.state == "failed" and states[("summarize", -1)] == "failed", airflow.explain(run)
+    for step in ("drop_indexes", "reload", "rebuild_indexes", "check_recall"):
+        good = {states[(f"{GROUP}.{step}", i)] for i in range(4)}
+        assert good == {"success"}, (step, states)
+    assert states[(f"{GROUP}.reload", 4)] == "failed", states  # the broken tenant, alone
+    assert states[(f"{GROUP}.rebuild_indexes", 4)] == states[(f"{GROUP}.check_recall", 4)] == "upstream_failed"
+
+    group = [ti for (task, _), ti in tis.items() if task.startswith(GROUP) and ti["state"] != "upstream_failed"]
+    workers = {ti["hostname"] for ti in group}
+    assert workers == {"worker-1", "worker-2"}, workers  # the tenants spread over both workers
+    for step in ("drop_indexes", "reload", "rebuild_indexes", "check_recall"):
+        most = max_overlap([ti for ti in group if ti["task_id"] == f"{GROUP}.{step}"])
+        assert most <= 4, (step, most)  # TENANTS_AT_ONCE, on six worker slots
+    env = {"AIRFLOW_CONN_FLEET_CHECK": conn_env_value(uri)}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        for n in range(4):
+            assert index_specs(uri, f"{prefix}_{n:03d}") == [SEEDED]
+
+        # The fix, then a retry of the failed map index alone: it completes from its own drop's snapshot.
+        make_tenant(uri, broken, index=False)
+        airflow.clear(FLEET, run_id, [(f"{GROUP}.reload", 4)])
+        run = airflow.wait_for_run(FLEET, run_id, timeout=300)
+        after = airflow.mapped_task_instances(FLEET, run_id)
+        assert run.state == "success", airflow.explain(run)
+        assert index_specs(uri, broken) == [SEEDED]
+    assert {ti["state"] for ti in after.values()} == {"success"}, after
+    ran_again = {key for key, ti in after.items() if ti["start_date"] != tis[key]["start_date"]}
+    assert ran_again == {(f"{GROUP}.{s}", 4) for s in ("reload", "rebuild_indexes", "check_recall")} | {("summarize", -1)}, ran_again
+
+
+def max_overlap(tis: list[dict]) -> int:
+    """The most of these task instances that ran at the same moment."""
+    edges = sorted([(ti["start_date"], 1) for ti in tis] + [(ti["end_date"], -1) for ti in tis], key=lambda e: (e[0], e[1]))
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
 
 
 # ------------------------------------------------------------------ faults
