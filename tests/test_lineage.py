@@ -183,3 +183,40 @@ def test_each_operator_reports_what_it_read_and_wrote(milvus_uri, milvus_conn, c
     assert collected("swap") == ({coll}, {live})  # the alias now serves the collection
     assert collected("search") == ({live}, set())
     assert collected("query") == ({coll}, set())
+
+
+# ------------------------------------------------------------------ bucket keys on object storage
+S3_DAG = """
+import pendulum
+from airflow.sdk import DAG
+from airflow_milvus.operators.bulk_import import MilvusBulkImportOperator
+with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
+    c = dict(milvus_conn_id=CONN, collection_name=NAME, poll_interval=0.5)
+    by_key = MilvusBulkImportOperator(task_id="by_key", files=KEYS, aws_conn_id=AWS, **c)
+    by_uri = MilvusBulkImportOperator(task_id="by_uri", files=URIS, validate_files=False, **c)
+    by_key >> by_uri
+"""
+
+
+@pytest.mark.slow
+def test_import_of_bucket_keys_reports_s3_uris(s3_milvus_server, s3_store, collection_name, tmp_path, monkeypatch, collected):
+    """Keys with the bucket from an aws connection, and s3:// URIs alone: both are s3://bucket/key."""
+    from tests.conftest import S3_BUCKET, set_connection
+    from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY
+    from tests.test_bulk_import_s3 import write_remote
+
+    uri = s3_milvus_server.uri
+    make_collection(uri, collection_name, rows=0)
+    keys = write_remote(uri, collection_name, s3_store, range(0, 40), tmp_path)
+    more = write_remote(uri, collection_name, s3_store, range(40, 70), tmp_path)
+    aws = f"aws_{uuid.uuid4().hex[:8]}"
+    extra = {"endpoint_url": s3_store.endpoint, "region_name": REGION, "service_config": {"s3": {"bucket_name": S3_BUCKET}}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{aws.upper()}", json.dumps({"conn_type": "aws", "login": ACCESS_KEY, "password": SECRET_KEY, "extra": extra}))
+    uris = [f"s3://{S3_BUCKET}/{k}" for k in more]
+    body = f"CONN = {set_connection(monkeypatch, uri)!r}\nAWS = {aws!r}\nNAME = {collection_name!r}\nKEYS = {keys!r}\nURIS = {uris!r}\n"
+    dr, tis = run_dag(write_dag(body + S3_DAG))
+    assert dr.state == "success", {k: str(v.state) for k, v in tis.items()}
+
+    coll = expected_uri(uri, collection_name)
+    assert collected("by_key") == ({f"s3://{S3_BUCKET}/{k}" for k in keys}, {coll})
+    assert collected("by_uri") == (set(uris), {coll})

@@ -166,6 +166,13 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
                    "started_at": time.time()}
         return self._drive(payload)
 
+    def _lineage_bucket(self) -> str | None:
+        """Milvus's bucket, for lineage's s3://bucket/key: run() made the files keys in it."""
+        if self.bucket_name or self.aws_conn_id:
+            return self.bucket_name or self._bucket().name
+        named = {import_files.split_key(p, None)[0] for item in import_files.normalize_items(self.files) for p in item}
+        return next(iter(named - {None}), None)  # from s3:// URIs
+
     def _bucket(self):
         if not self.aws_conn_id:
             return None
@@ -300,7 +307,7 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
         name = result["collection_name"]
         result["rows"] = sum(j["rows"] for j in jobs)
         self.log.info("Imported %d rows into %s with jobs %s", result["rows"], name, result["job_ids"])
-        lineage.report_import(self.hook, name, [job["files"] for job in jobs], local=False)
+        lineage.report_import(self.hook, name, [job["files"] for job in jobs], local=False, bucket=self._lineage_bucket())
         return result
 
     # ------------------------------------------------------------------ Milvus Lite
@@ -322,5 +329,5 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
             result["rows"] += rows
         hook.flush(name)
         self.log.info("Milvus Lite: %d rows from %d files into %s", result["rows"], len(todo), name)
-        lineage.report_import(hook, name, [item for _, item in todo], local=True)
+        lineage.report_import(hook, name, [item for _, item in todo], local=not opener, bucket=self._lineage_bucket())
         return result
