@@ -77,12 +77,14 @@ def report(
     work is done by now, and lineage is not worth failing it for.
     """
     try:
-        ins = [*inputs, *(collection_uri(hook, c) for c in input_collections)]
-        outs = [*outputs, *(collection_uri(hook, c) for c in output_collections)]
+        ins = [u for u in (*inputs, *(collection_uri(hook, c) for c in input_collections)) if u]
+        outs = [u for u in (*outputs, *(collection_uri(hook, c) for c in output_collections)) if u]
+        if not ins and not outs:
+            return  # nothing to say: no need to create the collector (it loads every plugin)
         collector = _collector()
-        for uri in dict.fromkeys(u for u in ins if u):
+        for uri in dict.fromkeys(ins):
             collector.add_input_asset(context=hook, uri=uri)
-        for uri in dict.fromkeys(u for u in outs if u):
+        for uri in dict.fromkeys(outs):
             collector.add_output_asset(context=hook, uri=uri)
     except Exception:
         log.warning("Could not report lineage to Airflow's hook lineage collector", exc_info=True)
