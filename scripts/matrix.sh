@@ -19,10 +19,10 @@ FAST_TIER="not server and not slow and not browser"
 
 # name             airflow  pymilvus  milvus-lite  tenacity
 COMBINATIONS=(
-  "low              3.1.3    2.6.10    3.2.2        9.0.0"
+  "low              3.1.3    2.6.11    3.2.2        9.0.0"
   "low-airflow      3.1.3    3.0.2     3.2.2        9.2.1"
   "mid              3.2.2    2.6.17    3.2.2        9.2.1"
-  "low-clients      3.3.2    2.6.10    3.2.2        9.0.0"
+  "low-clients      3.3.2    2.6.11    3.2.2        9.0.0"
 )
 
 mkdir -p "$LOGS" .venvs
