@@ -81,9 +81,14 @@ class AirflowApi:
         return {ti["task_id"]: ti for ti in tis}
 
     def mapped_task_instances(self, dag_id: str, run_id: str) -> dict[tuple[str, int], dict[str, Any]]:
-        """``{(task_id, map_index): task instance}``, every map index of every task."""
-        tis = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
-        return {(ti["task_id"], ti["map_index"]): ti for ti in tis}
+        """``{(task_id, map_index): task instance}``, every map index of every task (page by
+        page: the API returns at most ``[api] maximum_page_limit``, 100 by default, at a time)."""
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        while True:
+            page = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100&offset={len(found)}")
+            found.update({(ti["task_id"], ti["map_index"]): ti for ti in page["task_instances"]})
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
 
     def clear(self, dag_id: str, run_id: str, task_ids: list[tuple[str, int]]) -> None:
         """Clear these map indexes and everything downstream of them, as the UI's "Clear" does."""

@@ -13,7 +13,7 @@ import os
 import signal
 import time
 
-LEFTOVER_MARKER = "AIRFLOW_MILVUS_TEST_RUN"
+LEFTOVER_MARKER = "MILVUS_PROVIDER_TEST_RUN"  # no AIRFLOW prefix: deployments drop those from their environment
 
 
 def _marked(marker: str, value: str) -> dict[int, str]:
