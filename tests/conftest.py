@@ -68,6 +68,21 @@ def pytest_sessionfinish(session, exitstatus):
     return result
 
 
+_RERUNS: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    """Keep why a test failed before its rerun: the summary names a rerun but not its failure."""
+    if report.outcome == "rerun":
+        _RERUNS.append(f"{report.nodeid} ({report.when}):\n{report.longreprtext[-4000:]}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    for text in _RERUNS:
+        terminalreporter.write_sep("-", "failure before a rerun")
+        terminalreporter.write_line(text)
+
+
 def pytest_unconfigure(config):
     if not hasattr(config, "workerinput"):
         shutil.rmtree(SERVERS.root, ignore_errors=True)

@@ -29,11 +29,13 @@ def make_tenant(uri: str, name: str, *, dim: int = 32, index: bool = True) -> No
         c.create_collection(name, schema=schema)
         if c.get_load_state(name)["state"].name == "Loaded":
             c.release_collection(name)  # Lite reports new collections as Loaded
-        if index:
-            params = c.prepare_index_params()
-            params.add_index("embedding", index_type="HNSW", index_name="embedding", metric_type="L2",
-                             params=dict(SEEDED["params"]))
-            c.create_index(name, params)
+    if index:  # through the provider's hook, as the example seeds its tenants: Lite then knows the params
+        from airflow_milvus.hooks.milvus import MilvusHook
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("AIRFLOW_CONN_FLEET_TENANT", conn_env_value(uri))
+            with MilvusHook("fleet_tenant") as hook:
+                hook.create_index({"collection_name": name, **SEEDED})
 
 
 def index_specs(uri: str, name: str) -> list[dict]:
@@ -123,3 +125,32 @@ def test_fleet_example_bounds_each_step_and_refuses_a_pattern_too_wide(milvus_ur
         missing.execute({})
     missing.missing_ok = True
     assert missing.execute({}) == []
+
+
+def test_partial_expand_feeds_each_rebuild_its_own_drops_result(lite_uri, monkeypatch, collection_name):
+    """Without a task group: drop mapped over collections, the rebuild mapped over the drop's
+    results (``.expand(index_specs=drop.output)``): one rebuild per drop map index, each
+    rebuilding exactly what its own drop removed."""
+    from tests.dag_runner import run_dag, write_dag
+
+    monkeypatch.setenv("AIRFLOW_CONN_FLEET_CHECK", conn_env_value(lite_uri))
+    names = [f"{collection_name}_{n}" for n in range(3)]
+    for number, name in enumerate(names):
+        make_tenant(lite_uri, name, dim=8 + 8 * number)  # each its own, told apart by the dimension
+    dag_id = write_dag(f"""
+import pendulum
+from airflow.sdk import DAG
+from airflow_milvus.operators.index import MilvusCreateIndexOperator, MilvusDropIndexOperator
+with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
+    drop = MilvusDropIndexOperator.partial(task_id="drop", milvus_conn_id="fleet_check", drop_all=True).expand(
+        collection_name={names!r})
+    MilvusCreateIndexOperator.partial(task_id="rebuild", milvus_conn_id="fleet_check").expand(index_specs=drop.output)
+""")
+    dag_run, _ = run_dag(dag_id)
+    assert dag_run.state == "success", mapped_states(dag_run)
+    drops, rebuilds = mapped_xcom(dag_run, "drop"), mapped_xcom(dag_run, "rebuild")
+    assert sorted(rebuilds) == [0, 1, 2]
+    for index, name in enumerate(names):
+        assert [s["collection_name"] for s in drops[index]["dropped"]] == [name]
+        assert [s["collection_name"] for s in rebuilds[index]["created"]] == [name]
+        assert index_specs(lite_uri, name) == [SEEDED]

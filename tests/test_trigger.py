@@ -126,8 +126,11 @@ def test_import_trigger_serialization_is_unchanged():
     path, kwargs = trigger.serialize()
     assert path == "airflow_milvus.triggers.bulk_import.MilvusImportJobTrigger"
     assert kwargs == {"job_ids": [7, 8], "milvus_conn_id": "m", "poll_interval": 5.0, "timeout": 30.0,
-                      "started_at": 1.5, "payload": {"k": 1}}
+                      "started_at": 1.5, "payload": {"k": 1}, "need_slot": False}
     assert MilvusImportJobTrigger(**kwargs).serialize() == (path, kwargs)
+    # A trigger an earlier version serialized (no need_slot) still resumes after an upgrade: all jobs.
+    earlier = {k: v for k, v in kwargs.items() if k != "need_slot"}
+    assert MilvusImportJobTrigger(**earlier).serialize() == (path, kwargs)
 
 
 class _ImportStub(_Stub):
