@@ -18,6 +18,7 @@ from airflow_milvus.operators.bulk_import import MilvusBulkImportOperator
 from tests.conftest import S3_BUCKET, conn_env_value, milvus_client
 from tests.helpers import DIM, make_collection, row_count
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY
+from tests.test_bulk_import import ids_in, run_import
 
 ENDED = import_jobs.DONE | import_jobs.FAILED  # any other state holds a slot (Pending, Started, Persisted)
 
@@ -60,18 +61,6 @@ def write_remote(uri: str, name: str, s3_store, ids, tmp_path) -> list[str]:
         writer.append_row(row(i))
     writer.commit()
     return [f for batch in writer.batch_files for f in batch]
-
-
-def run_import(conn_id: str, name: str, files, **kwargs) -> dict:
-    kwargs.setdefault("poll_interval", 0.5)
-    return MilvusBulkImportOperator(task_id="import", milvus_conn_id=conn_id, collection_name=name, files=files, **kwargs).execute({})
-
-
-def ids_in(uri: str, name: str) -> list[int]:
-    with milvus_client(uri) as c:
-        c.load_collection(name)
-        got = c.query(name, filter="id >= 0", output_fields=["id"], consistency_level="Strong", limit=16000)
-    return sorted(r["id"] for r in got)
 
 
 def server_jobs(uri: str, name: str) -> list:
