@@ -1,25 +1,27 @@
 """Reload by row ingest against reload by import job, each with the index kept, dropped first, or
-dropped first with a compaction before the rebuild.
+dropped first with a compaction before the rebuild; on local storage or object storage.
 
-``python -m benchmarks.bulk_reload --rows 100000`` from the repository root (the four cases without
-compaction took about 15 minutes at N = 100 000 on 2 cores; there are six). Results go to
-benchmarks/results/bulk_reload.json and .md (``--out`` elsewhere).
+``python -m benchmarks.bulk_reload --storage local --rows 100000 --repeats 2`` from the repository
+root. Results accumulate in benchmarks/results/bulk_reload-<storage>-<rows>.json (every case, as
+soon as it ends; ``--resume`` adds rounds to what is there, so a long matrix can run in parts) and
+benchmarks/results/bulk_reload.md (every stored result, one table per storage and size).
 
 Every case starts from the same state, made afresh and not timed: N rows, HNSW, loaded,
-searched by a prober every 0.5 s (reindex.Prober, which also samples the server's RSS). The
-reload then replaces the N rows with the same N rows, through the provider's operators run in
-this process, one after another as a DAG's tasks would:
+searched by a prober every 0.5 s (reindex.Prober, which also samples the Milvus server's RSS).
+Then the benchmark waits until the 1-minute load average is under ``--max-load`` (1.5) and
+records it. The reload replaces the N rows with the same N rows, through the provider's
+operators run in this process, one after another as a DAG's tasks would:
 
 - ingest: ``MilvusIngestOperator`` (upsert, batches of 1 000, rows generated on the fly);
 - import: delete the N rows by primary key, then ``MilvusBulkImportOperator`` on Parquet files
-  written once beforehand with ``LocalBulkWriter`` (the export is timed and its CPU counted apart);
+  written once beforehand (``LocalBulkWriter``, or ``RemoteBulkWriter`` into Milvus's bucket; the
+  export is timed and its CPU counted apart);
 - index dropped: ``MilvusDropIndexOperator`` first (it releases the collection), and
   ``MilvusCreateIndexOperator(index_specs=drop.output, load=True)`` after the reload;
 - index kept: after the reload, wait until the index has no pending rows;
 - index dropped and compacted: as dropped, with ``MilvusCompactOperator`` between the reload and
-  the rebuild, so that the rebuild indexes the live rows only if Milvus purged the replaced ones
-  (what the compaction did is kept with each case: on Milvus 2.3 a collection without a vector
-  index does not compact, see docs/operators.md#milvuscompactoperator).
+  the rebuild (what the compaction did is kept with each case: on Milvus 2.3 a segment without a
+  vector index does not compact, see docs/operators.md#milvuscompactoperator).
 
 Query-ready is when a strong-consistency count sees N rows and a search returns row 7 first,
 from the first step's start. Worker CPU is the CPU time of the thread that runs the steps
@@ -40,31 +42,13 @@ import time
 from pathlib import Path
 
 from benchmarks import data
-from benchmarks.common import BENCH, log, median, set_milvus_conn, setup_airflow_home
+from benchmarks.bulk_reload_report import CASES, STRATEGIES, render_all, result_path
+from benchmarks.bulk_reload_stack import Stack
+from benchmarks.common import BENCH, log, setup_airflow_home
 
 CONN_ID = "bench_milvus"
 NAME = "bench_reload"
-# Index strategies: kept, dropped first, dropped first with a compaction before the rebuild.
-STRATEGIES = {"kept": "kept", "dropped": "dropped, rebuilt", "compacted": "dropped, compacted, rebuilt"}
-CASES = [(path, strategy) for path in ("ingest", "import") for strategy in STRATEGIES]
 SEARCH = {"params": {"ef": 1024}}
-
-
-def export_files(uri: str, folder: Path, *, rows: int, dim: int) -> tuple[list[str], float, float]:
-    """Parquet import files of the N rows; returns (files, wall s, CPU s)."""
-    from pymilvus import CollectionSchema
-    from pymilvus.bulk_writer import BulkFileType, LocalBulkWriter
-
-    with data.client(uri) as c:
-        schema = CollectionSchema.construct_from_dict(c.describe_collection(NAME))
-    folder.mkdir(parents=True, exist_ok=True)
-    wall, cpu = time.time(), time.thread_time()
-    writer = LocalBulkWriter(schema=schema, local_path=str(folder), file_type=BulkFileType.PARQUET)
-    for i in range(rows):
-        writer.append_row({"id": i, "embedding": data.vector(i, dim), "title": f"book {i}"})
-    writer.commit()
-    files = [os.path.abspath(f) for batch in writer.batch_files for f in batch]
-    return files, time.time() - wall, time.thread_time() - cpu
 
 
 def _ready(hook, rows: int, dim: int) -> bool:
@@ -77,11 +61,11 @@ def _ready(hook, rows: int, dim: int) -> bool:
 
     try:
         return bool(hook.call("readiness", check))
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means not ready yet
         return False
 
 
-def run_case(uri: str, path: str, strategy: str, *, rows: int, dim: int, files: list[str], server_pid: int | None) -> dict:
+def run_case(stack: Stack, path: str, strategy: str, *, rows: int, dim: int, files: list[str]) -> dict:
     from airflow_milvus.hooks.milvus import MilvusHook
     from airflow_milvus.operators.bulk_import import MilvusBulkImportOperator
     from airflow_milvus.operators.collection import MilvusCompactOperator
@@ -93,7 +77,7 @@ def run_case(uri: str, path: str, strategy: str, *, rows: int, dim: int, files: 
     from airflow_milvus.planning.rules import build_outcome
     from benchmarks.reindex import Prober
 
-    prober = Prober(uri, NAME, dim, server_pid)
+    prober = Prober(stack.uri, NAME, dim, stack.server_pid())
     prober.start()
     phases: dict[str, float] = {}
     hook = MilvusHook(CONN_ID, timeout=120)
@@ -112,7 +96,7 @@ def run_case(uri: str, path: str, strategy: str, *, rows: int, dim: int, files: 
         if drop:
             snapshot = step("drop", lambda: MilvusDropIndexOperator(task_id="drop", milvus_conn_id=CONN_ID, collection_name=NAME, drop_all=True).execute({}))
         if path == "ingest":
-            rows_gen = lambda: ({"id": i, "embedding": data.vector(i, dim), "title": f"book {i}"} for i in range(rows))  # noqa: E731
+            rows_gen = lambda: ({"id": i, "embedding": data.vector(i, dim), "title": f"book {i}"} for i in range(rows))
             step("reload", lambda: MilvusIngestOperator(task_id="reload", milvus_conn_id=CONN_ID, collection_name=NAME,
                                                         data=rows_gen, batch_size=1000, mode="upsert").execute({}))
         else:
@@ -122,7 +106,8 @@ def run_case(uri: str, path: str, strategy: str, *, rows: int, dim: int, files: 
                     hook.call("delete", lambda c, ids=ids: c.delete(NAME, ids=ids, timeout=120))
             step("delete", delete)
             step("reload", lambda: MilvusBulkImportOperator(task_id="reload", milvus_conn_id=CONN_ID, collection_name=NAME,
-                                                            files=files, poll_interval=0.5, timeout=3600).execute({}))
+                                                            files=files, poll_interval=0.5, timeout=3600,
+                                                            **stack.import_kwargs()).execute({}))
         if strategy == "compacted":
             compacted = step("compact", lambda: MilvusCompactOperator(task_id="compact", milvus_conn_id=CONN_ID, collection_name=NAME,
                                                                   poll_interval=0.5, timeout=3600).execute({}))
@@ -162,112 +147,80 @@ def warm_up() -> None:
     import_jobs.load(CONN_ID, NAME, None)
 
 
-def measure(uri: str, home: Path, *, rows: int, dim: int, repeats: int, server_pid: int | None, ensure_up=lambda: None) -> dict:
+def wait_quiet(max_load: float, limit: float = 900) -> float:
+    """Wait until the 1-minute load average is under ``max_load`` (setting a case up raises it)."""
+    deadline = time.time() + limit
+    while (load := os.getloadavg()[0]) >= max_load:
+        if time.time() > deadline:
+            raise RuntimeError(f"load average still {load:.2f} after {limit:.0f} s: something else is running; stop it and --resume")
+        time.sleep(5)
+    return load
+
+
+def measure(stack: Stack, home: Path, store: Path, *, rows: int, dim: int, repeats: int, max_load: float, only=None) -> dict:
+    """Run ``repeats`` more rounds of the cases; every finished case is written to ``store`` at once."""
     warm_up()
-    data.make_collection(uri, NAME, rows=0, dim=dim, index=None, load=False)
-    files, export_s, export_cpu_s = export_files(uri, home / "exports", rows=rows, dim=dim)
+    import logging
+
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # the prober's failing searches are expected; Airflow's setup resets it
+    previous = json.loads(store.read_text()) if store.exists() else None
+    data.make_collection(stack.uri, NAME, rows=0, dim=dim, index=None, load=False)
+    files, export_s, export_cpu_s = stack.export(NAME, rows=rows, dim=dim)
     log(f"bulk_reload: exported {rows} rows to {len(files)} Parquet file(s) in {export_s:.1f}s ({export_cpu_s:.1f}s CPU)")
-    runs, interrupted = [], False
-    try:
-        for rep in range(repeats):
-            order = CASES[rep % len(CASES):] + CASES[: rep % len(CASES)]
-            for path, strategy in order:
-                ensure_up()
-                log(f"bulk_reload: round {rep + 1}/{repeats}: setting up {rows} rows, HNSW, loaded")
-                data.make_collection(uri, NAME, rows=rows, dim=dim)
-                log(f"bulk_reload: {path}, index {STRATEGIES[strategy]}")
-                result = run_case(uri, path, strategy, rows=rows, dim=dim, files=files, server_pid=server_pid() if callable(server_pid) else server_pid)
-                log(f"bulk_reload: query-ready {result['query_ready_s']:.1f}s, worker CPU {result['worker_cpu_s']:.1f}s, "
-                    f"searches failing {result['not_serving_s']:.1f}s, phases {result['phases_s']}"
-                    + (f", compaction {describe_compaction(result['compaction'])}" if result["compaction"] else ""))
-                runs.append({**result, "round": rep + 1})
-    except KeyboardInterrupt:  # keep the finished cases (SIGTERM too, see main)
-        log(f"bulk_reload: interrupted after {len(runs)} case(s)")
-        interrupted = True
-    summary = []
-    for path, strategy in CASES:
-        mine = [r for r in runs if r["path"] == path and r["index"] == STRATEGIES[strategy]]
-        if not mine:
-            continue
-        summary.append({
-            "path": path, "index": mine[0]["index"],
-            "phases_s": {p: median([r["phases_s"][p] for r in mine]) for p in mine[0]["phases_s"]},
-            **{k: median([r[k] for r in mine if r[k] is not None]) for k in ("query_ready_s", "worker_cpu_s", "not_serving_s", "peak_server_rss_mib")},
-            "samples": len(mine),
-            "compactions": [describe_compaction(r["compaction"]) for r in mine if r.get("compaction")],
-        })
-    return {"rows": rows, "dim": dim, "repeats": repeats, "interrupted": interrupted, "files": len(files), "export_s": export_s,
-            "export_cpu_s": export_cpu_s, "runs": runs, "summary": summary}
-
-
-def render(r: dict) -> str:
-    out = [
-        f"N = {r['rows']} rows, dim {r['dim']}, HNSW (M 16, efConstruction 64), Milvus 2.3.5 standalone; "
-        f"{max((s['samples'] for s in r['summary']), default=0)} round(s), cases rotated; medians. Export for the import path (LocalBulkWriter, {r['files']} Parquet file(s)), once: "
-        f"{r['export_s']:.1f} s, {r['export_cpu_s']:.1f} s CPU.",
-        "",
-        "| Reload | index strategy | phases (s) | query-ready (s) | worker CPU (s) | worker CPU incl. export (s) | searches failing (s) | peak server RSS (MiB) |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for s in r["summary"]:
-        phases = ", ".join(f"{k} {v:.1f}" for k, v in s["phases_s"].items())
-        export = s["worker_cpu_s"] + (r["export_cpu_s"] if s["path"] == "import" else 0)
-        rss = "n/a" if s["peak_server_rss_mib"] != s["peak_server_rss_mib"] else f"{s['peak_server_rss_mib']:.0f}"
-        out.append(f"| {s['path']} | {s['index']} | {phases} | {s['query_ready_s']:.1f} | {s['worker_cpu_s']:.1f} | {export:.1f} "
-                   f"| {s['not_serving_s']:.1f} | {rss} |")
-    compactions = [f"- {s['path']}, {s['index']}: {'; '.join(s['compactions'])}" for s in r["summary"] if s.get("compactions")]
-    if compactions:
-        out += ["", "What the compaction before the rebuild did, per round:", "", *compactions]
-    return "\n".join(out) + "\n"
-
-
-def describe_compaction(report: dict) -> str:
-    """One line of a compact operator's result: what Milvus compacted, or why nothing."""
-    if not report["compacted"]:
-        return f"nothing compacted ({report.get('note') or report['state']})"
-    return (f"{report['plans']} plan(s), segments {report['segments_before']} -> {report['segments_after']}, "
-            f"rows {report['rows_before']} -> {report['rows_after']}")
+    writer = "LocalBulkWriter" if stack.storage == "local" else "RemoteBulkWriter into Milvus's bucket"
+    result = previous or {"storage": stack.storage, "rows": rows, "dim": dim, "files": len(files), "writer": writer,
+                          "export_s": export_s, "export_cpu_s": export_cpu_s, "runs": [], "sessions": []}
+    result["sessions"].append(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    done_rounds = max((r["round"] for r in result["runs"]), default=0)
+    cases = [c for c in CASES if not only or f"{c[0]}:{c[1]}" in only]
+    for rep in range(done_rounds, done_rounds + repeats):
+        for path, strategy in cases[rep % len(cases):] + cases[: rep % len(cases)]:
+            stack.ensure_up()
+            log(f"bulk_reload: round {rep + 1}: setting up {rows} rows, HNSW, loaded")
+            data.make_collection(stack.uri, NAME, rows=rows, dim=dim)
+            load = wait_quiet(max_load)
+            log(f"bulk_reload: {stack.storage}, {path}, index {STRATEGIES[strategy]} (load average {load:.2f})")
+            case = run_case(stack, path, strategy, rows=rows, dim=dim, files=files)
+            log(f"bulk_reload: query-ready {case['query_ready_s']:.1f}s, worker CPU {case['worker_cpu_s']:.1f}s, "
+                f"searches failing {case['not_serving_s']:.1f}s, phases {case['phases_s']}")
+            result["runs"].append({**case, "round": rep + 1, "load_before": load})
+            store.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    return result
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bulk_reload", description=__doc__.splitlines()[0])
+    p.add_argument("--storage", choices=("local", "s3"), default="local")
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--dim", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=1, help="rounds of the six cases")
+    p.add_argument("--repeats", type=int, default=2, help="rounds of the cases to run now")
+    p.add_argument("--resume", action="store_true", help="add rounds to the stored result instead of starting over")
+    p.add_argument("--only", nargs="*", help="cases as path:strategy, e.g. import:dropped (default: all six)")
+    p.add_argument("--max-load", type=float, default=1.5, help="wait before each case until the 1-minute load average is under this")
     p.add_argument("--out", type=Path, default=BENCH / "results")
     args = p.parse_args(argv)
+    if os.getloadavg()[0] >= args.max_load:
+        raise SystemExit(f"load average {os.getloadavg()[0]:.2f} >= {args.max_load}: numbers taken now would be noise. Stop what runs, then retry.")
+    args.out.mkdir(parents=True, exist_ok=True)
+    store = result_path(args.out, args.storage, args.rows)
+    if store.exists() and not args.resume:
+        store.unlink()
     home = Path(tempfile.mkdtemp(prefix="airflow-milvus-bulk-"))
     setup_airflow_home(home)  # before anything imports airflow
-    import logging
-
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # the prober's failing searches are expected
-    from tests.milvus_server import MilvusServer
-
-    server = MilvusServer(home / "milvus")
-    server.start()
-    set_milvus_conn(CONN_ID, server.uri)
-    started = time.strftime("%Y-%m-%d %H:%M %Z")
-
-    def ensure_up():  # a 2.3.5 standalone can exit when its etcd session lapses under load (see run.py)
-        if server.proc is None or server.proc.poll() is not None:
-            log("bulk_reload: the Milvus server has exited; restarting it on the same data")
-            server.start()
 
     def interrupt(*_):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    stack = Stack(home, args.storage, CONN_ID)
     try:
-        result = measure(server.uri, home, rows=args.rows, dim=args.dim, repeats=args.repeats, server_pid=lambda: server.proc.pid,
-                         ensure_up=ensure_up)
+        measure(stack, home, store, rows=args.rows, dim=args.dim, repeats=args.repeats, max_load=args.max_load, only=args.only)
+    except KeyboardInterrupt:  # SIGTERM too: the finished cases are stored already
+        log("bulk_reload: interrupted")
     finally:
-        server.stop()
+        stack.stop()
         shutil.rmtree(home, ignore_errors=True)
-    result["meta"] = {"started": started, "command": "python -m benchmarks.bulk_reload " + " ".join(argv or sys.argv[1:]),
-                      "cpus": os.cpu_count(), "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg())}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bulk_reload.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
-    text = render(result)
+    text = render_all(args.out)
     (args.out / "bulk_reload.md").write_text(text)
     print(text)
     return 0
