@@ -1,7 +1,7 @@
 """Issue 18, items 5-7: a rebuild ends as the synchronous path and the pre-drop state say.
 
 5. A deferred create resumes (execute_complete) with the values execute saw: templated
-   booleans and seconds are coerced right after rendering, not only inside execute.
+   booleans, seconds and whole numbers are coerced right after rendering, not only inside execute.
 6. Milvus Lite loads a collection on create_index: a rebuild puts back the pre-drop load state.
 7. Milvus Lite reports no build parameters: an index this package did not build is snapshotted
    with params null (and a warning); one it built keeps its parameters.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_milvus.errors import MilvusInputError
 from tests.conftest import milvus_client
 from tests.dag_runner import run_dag, write_dag, xcom
 from tests.helpers import VECTOR_INDEX, index_summary, load_state, make_collection
@@ -81,13 +82,67 @@ def test_rendered_bulk_import_fields_are_coerced_before_execute():
     assert (op.timeout, op.poll_interval) == (300.0, 1.0)
 
 
+def _whole_number_operators(value) -> dict:
+    """Each operator with int_fields, every one of them templated as ``value``."""
+    from airflow_milvus.operators.bulk_import import MilvusBulkImportOperator
+    from airflow_milvus.operators.listing import MilvusListCollectionsOperator
+    from airflow_milvus.operators.search import MilvusQueryOperator, MilvusSearchOperator
+
+    return {
+        "list": MilvusListCollectionsOperator(task_id="list", collection_name="c_*", limit=value),
+        "search": MilvusSearchOperator(task_id="search", collection_name="c", data=[[0.1]], limit=value),
+        "query": MilvusQueryOperator(task_id="query", collection_name="c", limit=value),
+        "imp": MilvusBulkImportOperator(
+            task_id="imp", collection_name="c", files=["/x.json"], validate_rows=value, batch_size=value,
+            max_concurrent_jobs=value,
+        ),
+    }
+
+
+def test_rendered_whole_numbers_are_coerced_before_execute():
+    for op in _whole_number_operators("{{ '5' }}").values():
+        assert op.int_fields and all(getattr(op, f) == "{{ '5' }}" for f in op.int_fields)  # __init__ keeps them
+        op.render_template_fields({})
+        assert {f: (type(getattr(op, f)), getattr(op, f)) for f in op.int_fields} == {f: (int, 5) for f in op.int_fields}
+        op.coerce_rendered_fields()  # execute and execute_complete coerce again: a no-op
+        assert all(getattr(op, f) == 5 for f in op.int_fields)
+
+
+@pytest.mark.parametrize("unset", ["{{ None }}", "{{ '' }}", None])
+def test_unset_optional_whole_numbers_are_none(unset):
+    ops = _whole_number_operators(unset)
+    for task_id in ("list", "query"):
+        ops[task_id].render_template_fields({})
+        assert ops[task_id].limit is None
+    with pytest.raises(MilvusInputError, match=r"limit=.* is not a whole number"):  # search's limit is required
+        ops["search"].render_template_fields({})
+
+
+@pytest.mark.parametrize(
+    "task_id, field, message",
+    [
+        ("list", "limit", r"list: limit = '0' must be at least 1\."),
+        ("search", "limit", r"limit='0' must be between 1 and 16384 \(Milvus's bound\)"),
+        ("query", "limit", r"limit='0' must be between 1 and 16384 \(Milvus's bound\)"),
+        ("imp", "validate_rows", r"imp: validate_rows='0': use a whole number >= 1\."),
+        ("imp", "batch_size", r"imp: batch_size='0': use a whole number >= 1\."),
+        ("imp", "max_concurrent_jobs", r"imp: max_concurrent_jobs='0': use a whole number between 1 and 1024\."),
+    ],
+)
+def test_a_rendered_whole_number_below_its_minimum_is_refused(task_id, field, message):
+    op = _whole_number_operators("{{ '5' }}")[task_id]
+    setattr(op, field, "{{ '0' }}")
+    with pytest.raises(MilvusInputError, match=message):
+        op.render_template_fields({})
+
+
 def test_sensor_has_no_fields_to_coerce():
-    """The sensor templates names only; if it ever templates a boolean or seconds it must coerce them."""
+    """The sensor templates names only; if it ever templates a boolean, seconds or a number it must coerce them."""
     from airflow_milvus.sensors.index import MilvusIndexBuiltSensor
 
     sensor = MilvusIndexBuiltSensor
     templated = set(sensor.template_fields) - {"milvus_conn_id", "collection_name", "index_name", "field_name"}
-    assert templated <= set(sensor.bool_fields) | set(sensor.seconds_fields), templated
+    assert templated <= set(sensor.bool_fields) | set(sensor.seconds_fields) | set(sensor.int_fields), templated
 
 
 @pytest.mark.parametrize("flavour", ["server"])

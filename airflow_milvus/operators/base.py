@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -11,7 +11,7 @@ from airflow.sdk import AssetAlias, BaseOperator
 from airflow_milvus import assets
 from airflow_milvus.errors import MilvusInputError
 from airflow_milvus.hooks.milvus import MilvusHook
-from airflow_milvus.planning.validation import as_bool, as_seconds
+from airflow_milvus.planning.validation import as_bool, as_int, as_seconds, is_unset
 
 
 class MilvusConnectedOperator(BaseOperator):
@@ -31,6 +31,10 @@ class MilvusConnectedOperator(BaseOperator):
     # rendering, so execute and every resume (execute_complete after a deferral) see the same values.
     bool_fields: Sequence[str] = ()
     seconds_fields: Sequence[str] = ()
+    # Whole numbers: name -> minimum, or (minimum, maximum).
+    int_fields: Mapping[str, int | tuple[int, int]] = {}
+    # Of int_fields, those that may be unset: None, "" or "None" mean None.
+    optional_fields: Sequence[str] = ()
 
     def __init__(
         self,
@@ -57,6 +61,17 @@ class MilvusConnectedOperator(BaseOperator):
             setattr(self, name, as_bool(getattr(self, name), f"{self.task_id}: {name}"))
         for name in self.seconds_fields:
             setattr(self, name, as_seconds(getattr(self, name), f"{self.task_id}: {name}"))
+        for name, bound in self.int_fields.items():
+            value = getattr(self, name)
+            if name in self.optional_fields and is_unset(value):
+                setattr(self, name, None)
+            else:
+                low, high = bound if isinstance(bound, tuple) else (bound, None)
+                setattr(self, name, self.coerce_int(name, value, low, high))
+
+    def coerce_int(self, name: str, value: Any, low: int, high: int | None) -> int:
+        """One of ``int_fields``; an operator overrides it only to keep its own error wording."""
+        return as_int(value, f"{self.task_id}: {name}", low, high)
 
     @cached_property
     def hook(self) -> MilvusHook:

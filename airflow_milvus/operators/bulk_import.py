@@ -15,7 +15,7 @@ from airflow_milvus.imports import jobs as import_jobs
 from airflow_milvus.imports.rows import RowChecker
 from airflow_milvus.lifecycle import waiting
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.planning.validation import as_int, validate_name
+from airflow_milvus.planning.validation import validate_name
 
 
 class MilvusBulkImportOperator(MilvusBaseOperator):
@@ -75,6 +75,7 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
     template_fields_renderers = {"files": "json"}
     bool_fields = ("wait_for_completion", "validate_files")
     seconds_fields = ("timeout", "poll_interval")
+    int_fields = {"validate_rows": 1, "batch_size": 1, "max_concurrent_jobs": (1, import_jobs.MAX_JOBS)}
 
     def __init__(
         self,
@@ -109,15 +110,12 @@ class MilvusBulkImportOperator(MilvusBaseOperator):
         self.validate_rows = validate_rows
         self.batch_size = batch_size
 
-    def coerce_rendered_fields(self) -> None:
-        super().coerce_rendered_fields()
-        for field, high in (("validate_rows", None), ("batch_size", None), ("max_concurrent_jobs", import_jobs.MAX_JOBS)):
-            value = getattr(self, field)
-            try:
-                setattr(self, field, as_int(value, field, 1, high))
-            except MilvusInputError:  # the operator's wording, which names the task
-                bound = f"between 1 and {high}" if high else ">= 1"
-                raise MilvusInputError(f"{self.task_id}: {field}={value!r}: use a whole number {bound}.") from None
+    def coerce_int(self, name: str, value: Any, low: int, high: int | None) -> int:
+        try:
+            return super().coerce_int(name, value, low, high)
+        except MilvusInputError:  # the operator's wording, which names the task
+            bound = f"between {low} and {high}" if high is not None else f">= {low}"
+            raise MilvusInputError(f"{self.task_id}: {name}={value!r}: use a whole number {bound}.") from None
 
     # ------------------------------------------------------------------ plan
     def run(self, context) -> dict[str, Any]:

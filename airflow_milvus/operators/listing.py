@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from airflow_milvus.errors import Fix, MilvusInputError
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.planning.validation import as_int
 
 EMPTY_LIST_WHEN_MISSING = Fix("missing_ok", True, purpose="to get an empty list (the mapped tasks are skipped)")
 
@@ -31,6 +30,8 @@ class MilvusListCollectionsOperator(MilvusBaseOperator):
 
     template_fields: Sequence[str] = ("milvus_conn_id", "collection_name", "missing_ok", "limit")
     bool_fields = ("missing_ok",)
+    int_fields = {"limit": 1}
+    optional_fields = ("limit",)
 
     def __init__(
         self,
@@ -46,11 +47,10 @@ class MilvusListCollectionsOperator(MilvusBaseOperator):
         self.limit = limit
 
     def run(self, context) -> list[str]:
-        limit = None if self.limit in (None, "", "None") else as_int(self.limit, "limit", 1)
         names = self.hook.match_collections(self.collection_name, missing_ok=self.missing_ok, fixes=[EMPTY_LIST_WHEN_MISSING])
-        if limit is not None and len(names) > limit:
+        if self.limit is not None and len(names) > self.limit:
             raise MilvusInputError(
-                f"{self.collection_name!r} matches {len(names)} collections, more than limit={limit} "
+                f"{self.collection_name!r} matches {len(names)} collections, more than limit={self.limit} "
                 f"({', '.join(names[:10])}, ...). Narrow the pattern, or raise limit."
             )
         self.log.info("%d collection(s) match %r: %s", len(names), self.collection_name, ", ".join(names) or "none")

@@ -10,7 +10,7 @@ from typing import Any
 from airflow_milvus.compat import AirflowFailException
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.planning.validation import as_int, parse_params, validate_name
+from airflow_milvus.planning.validation import as_int, is_unset, parse_params, validate_name
 from airflow_milvus.quality.recall import (
     check_sample,
     choose_metric,
@@ -112,7 +112,7 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
         self.seed = as_int(self.seed, "seed", 0)
         self.max_rows = as_int(self.max_rows, "max_rows", 1)
         self.batch_size = as_int(self.batch_size, "batch_size", 1, 16384)
-        if self.min_recall in (None, "", "None"):
+        if is_unset(self.min_recall):
             self.min_recall = None
         else:
             try:

@@ -9,6 +9,7 @@ from typing import Any
 from airflow_milvus import lineage
 from airflow_milvus.errors import MilvusInputError
 from airflow_milvus.operators.base import MilvusBaseOperator
+from airflow_milvus.planning.search import MAX_LIMIT, check_limit
 from airflow_milvus.planning.validation import parse_params
 
 DEFAULT_MAX_RESULT_BYTES = 1024 * 1024  # 1 MiB: XComs live in Airflow's metadata database
@@ -60,8 +61,13 @@ class _MilvusReadOperator(MilvusBaseOperator):
     """What search and query share: the result conventions and the size bound."""
 
     bool_fields = ("include_vectors",)
+    int_fields = {"limit": (1, MAX_LIMIT)}
     template_fields_renderers = {"output_fields": "json", "partition_names": "json"}
     ui_color = "#e8f4ea"
+
+    def coerce_int(self, name: str, value: Any, low: int, high: int | None) -> int:
+        # limit is the only int field: keep the hook's wording, which names Milvus's bound
+        return check_limit(value, name)
 
     def _common(self) -> dict[str, Any]:
         self.max_result_bytes = _as_positive_int(self.max_result_bytes, "max_result_bytes")
@@ -181,6 +187,7 @@ class MilvusQueryOperator(_MilvusReadOperator):
         "milvus_conn_id", "collection_name", "filter", "output_fields", "limit", "partition_names",
         "consistency_level", "include_vectors", "max_result_bytes",
     )  # fmt: skip
+    optional_fields = ("limit",)
 
     def __init__(
         self,
@@ -207,8 +214,7 @@ class MilvusQueryOperator(_MilvusReadOperator):
 
     def run(self, context) -> list[dict[str, Any]]:
         common = self._common()
-        limit = None if self.limit in (None, "", "None") else self.limit
-        result = self.hook.query(self.collection_name, limit=limit, **common)
+        result = self.hook.query(self.collection_name, limit=self.limit, **common)
         size = check_result_size(result, self.max_result_bytes, f"the query of {self.collection_name!r}")
         self.log.info("Query of %s (filter %r): %d entities, %d bytes", self.collection_name, common["filter"], len(result), size)
         lineage.report(self.hook, input_collections=[self.collection_name])

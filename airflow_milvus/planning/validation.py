@@ -105,6 +105,11 @@ def as_seconds(value: Any, what: str) -> float:
     return number
 
 
+def is_unset(value: Any) -> bool:
+    """Whether an optional templated field is unset: an unset template renders None as "None" or ""."""
+    return value is None or (isinstance(value, str) and value in ("", "None"))
+
+
 def as_int(value: Any, what: str, low: int, high: int | None = None) -> int:
     """A whole number within [low, high] from an int or its text (templates render numbers as text)."""
     try:
