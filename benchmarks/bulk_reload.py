@@ -147,6 +147,17 @@ def warm_up() -> None:
     import_jobs.load(CONN_ID, NAME, None)
 
 
+def check_start(uri: str, *, rows: int, dim: int) -> None:
+    """Every case starts from N rows, the HNSW index built over all of them, loaded, answering."""
+    with data.client(uri) as c:
+        c.load_collection(NAME, timeout=1800)  # after a restore the server loads it again; waits
+        desc = c.describe_index(NAME, "embedding")
+        count = c.query(NAME, filter="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
+        hits = c.search(NAME, data=[data.vector(7, dim)], limit=1, anns_field="embedding", search_params=SEARCH)
+    if not (data.build_done(desc) and int(desc.get("indexed_rows") or 0) == rows and count == rows and int(hits[0][0]["id"]) == 7):
+        raise RuntimeError(f"start state differs: index {desc}, {count} rows, first hit {hits[0][:1]}")
+
+
 def wait_quiet(max_load: float, limit: float = 900) -> float:
     """Wait until the 1-minute load average is under ``max_load`` (setting a case up raises it)."""
     deadline = time.time() + limit
@@ -173,11 +184,19 @@ def measure(stack: Stack, home: Path, store: Path, *, rows: int, dim: int, repea
     result["sessions"].append(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     done_rounds = max((r["round"] for r in result["runs"]), default=0)
     cases = [c for c in CASES if not only or f"{c[0]}:{c[1]}" in only]
+    snapshot = False
     for rep in range(done_rounds, done_rounds + repeats):
         for path, strategy in cases[rep % len(cases):] + cases[: rep % len(cases)]:
             stack.ensure_up()
-            log(f"bulk_reload: round {rep + 1}: setting up {rows} rows, HNSW, loaded")
-            data.make_collection(stack.uri, NAME, rows=rows, dim=dim)
+            if snapshot:
+                log(f"bulk_reload: round {rep + 1}: restoring {rows} rows, HNSW, loaded")
+                stack.restore()
+            else:
+                log(f"bulk_reload: round {rep + 1}: setting up {rows} rows, HNSW, loaded; kept for the other cases")
+                data.make_collection(stack.uri, NAME, rows=rows, dim=dim)
+                stack.snapshot()
+                snapshot = True
+            check_start(stack.uri, rows=rows, dim=dim)
             load = wait_quiet(max_load)
             log(f"bulk_reload: {stack.storage}, {path}, index {STRATEGIES[strategy]} (load average {load:.2f})")
             case = run_case(stack, path, strategy, rows=rows, dim=dim, files=files)

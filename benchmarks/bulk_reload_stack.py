@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from benchmarks.common import log, set_milvus_conn
 
 BUCKET = "milvus-bench"
 AWS_CONN_ID = "bench_aws"
+ROOT = "files/"  # Milvus's root path in the bucket (tests/s3_server.py); import files live beside it
 # Milvus removes a dropped collection's files after dropTolerance, checked every interval
 # (defaults 3 h and 1 h): each case drops the previous collection, and at a million rows a run's
 # leftovers would otherwise fill the in-memory S3 server.
@@ -97,6 +99,40 @@ class Stack:
         if self.store is None:
             files = [os.path.abspath(f) for f in files]
         return files, time.time() - wall, time.thread_time() - cpu
+
+    def snapshot(self) -> None:
+        """Keep the server's state (its data dir; on s3 also its bucket's files) to restore it per case."""
+        self.server.stop()
+        shutil.copytree(self.server.data_dir, self.home / "snapshot", ignore=shutil.ignore_patterns("bin"), symlinks=True)
+        if self.store is not None:
+            self._copy_objects(BUCKET, BUCKET + "-snapshot", create=True)
+        self.server.start()
+
+    def restore(self) -> None:
+        """Put back the snapshot's state, byte for byte, in a fresh server process."""
+        self.server.stop()
+        for entry in self.server.data_dir.iterdir():
+            if entry.name != "bin":
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        shutil.copytree(self.home / "snapshot", self.server.data_dir, symlinks=True, dirs_exist_ok=True)
+        if self.store is not None:
+            client = self.store.client()
+            for key in self._keys(client, BUCKET, ROOT):
+                client.delete_object(Bucket=BUCKET, Key=key)
+            self._copy_objects(BUCKET + "-snapshot", BUCKET)
+        self.server.start()
+
+    def _keys(self, client, bucket: str, prefix: str = "") -> list[str]:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+    def _copy_objects(self, source: str, target: str, *, create: bool = False) -> None:
+        """Milvus's files (under its root path) from one bucket to another, inside the S3 server."""
+        client = self.store.client()
+        if create:
+            client.create_bucket(Bucket=target)
+        for key in self._keys(client, source, ROOT):
+            client.copy_object(Bucket=target, Key=key, CopySource={"Bucket": source, "Key": key})
 
     def stop(self) -> None:
         try:
