@@ -19,9 +19,12 @@ operators run in this process, one after another as a DAG's tasks would:
 - index dropped: ``MilvusDropIndexOperator`` first (it releases the collection), and
   ``MilvusCreateIndexOperator(index_specs=drop.output, load=True)`` after the reload;
 - index kept: after the reload, wait until the index has no pending rows;
-- index dropped and compacted: as dropped, with ``MilvusCompactOperator`` between the reload and
-  the rebuild (what the compaction did is kept with each case: on Milvus 2.3 a segment without a
-  vector index does not compact, see docs/operators.md#milvuscompactoperator).
+- index dropped and compacted: as dropped, with ``MilvusCompactOperator`` before the rebuild.
+  Milvus 2.3 compacts only segments whose vector index is built
+  (docs/operators.md#milvuscompactoperator), so the import path compacts right after deleting
+  the old rows, while their index stands, then drops it and imports; the ingest path, whose
+  upsert deletes the old rows after the drop, compacts between the reload and the rebuild.
+  What each compaction did is kept with the case.
 
 Query-ready is when a strong-consistency count sees N rows and a search returns row 7 first,
 from the first step's start. Worker CPU is the CPU time of the thread that runs the steps
@@ -90,27 +93,42 @@ def run_case(stack: Stack, path: str, strategy: str, *, rows: int, dim: int, fil
 
     drop = strategy != "kept"
     compacted = None
+    # Milvus 2.3 compacts only segments whose index is built. An import reload deletes the old
+    # rows before it imports, so it can compact them away while their index still stands, then
+    # drop it; an upsert deletes them as it goes, after the drop, so it compacts before the rebuild.
+    compact_early = strategy == "compacted" and path == "import"
+
+    def compact():
+        return step("compact", lambda: MilvusCompactOperator(task_id="compact", milvus_conn_id=CONN_ID, collection_name=NAME,
+                                                             poll_interval=0.5, timeout=3600).execute({}))
+
+    def delete():
+        for s in range(0, rows, 10_000):
+            ids = list(range(s, min(s + 10_000, rows)))
+            hook.call("delete", lambda c, ids=ids: c.delete(NAME, ids=ids, timeout=120))
+
+    def drop_indexes():
+        return step("drop", lambda: MilvusDropIndexOperator(task_id="drop", milvus_conn_id=CONN_ID, collection_name=NAME, drop_all=True).execute({}))
+
     start, cpu = time.time(), time.thread_time()
     try:
         snapshot = None
-        if drop:
-            snapshot = step("drop", lambda: MilvusDropIndexOperator(task_id="drop", milvus_conn_id=CONN_ID, collection_name=NAME, drop_all=True).execute({}))
+        if drop and not compact_early:
+            snapshot = drop_indexes()
         if path == "ingest":
             rows_gen = lambda: ({"id": i, "embedding": data.vector(i, dim), "title": f"book {i}"} for i in range(rows))
             step("reload", lambda: MilvusIngestOperator(task_id="reload", milvus_conn_id=CONN_ID, collection_name=NAME,
                                                         data=rows_gen, batch_size=1000, mode="upsert").execute({}))
         else:
-            def delete():
-                for s in range(0, rows, 10_000):
-                    ids = list(range(s, min(s + 10_000, rows)))
-                    hook.call("delete", lambda c, ids=ids: c.delete(NAME, ids=ids, timeout=120))
             step("delete", delete)
+            if compact_early:
+                compacted = compact()
+                snapshot = drop_indexes()
             step("reload", lambda: MilvusBulkImportOperator(task_id="reload", milvus_conn_id=CONN_ID, collection_name=NAME,
                                                             files=files, poll_interval=0.5, timeout=3600,
                                                             **stack.import_kwargs()).execute({}))
-        if strategy == "compacted":
-            compacted = step("compact", lambda: MilvusCompactOperator(task_id="compact", milvus_conn_id=CONN_ID, collection_name=NAME,
-                                                                  poll_interval=0.5, timeout=3600).execute({}))
+        if strategy == "compacted" and not compact_early:
+            compacted = compact()
         if drop:
             step("rebuild + load", lambda: MilvusCreateIndexOperator(task_id="rebuild", milvus_conn_id=CONN_ID, index_specs=snapshot,
                                                                      load=True, poll_interval=0.5).execute({}))
