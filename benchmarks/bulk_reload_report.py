@@ -67,10 +67,17 @@ def render(r: dict) -> str:
         cpu = f"{s['worker_cpu_s']:.1f}" + (f" (+{r['export_cpu_s']:.1f} export)" if s["path"] == "import" else "")
         out.append(f"| {s['path']} | {s['index']} | {phases} | {s['query_ready_s']:.1f} ({low:.0f}–{high:.0f}) | {cpu} "
                    f"| {s['not_serving_s']:.1f} | {rss} |")
-    compactions = [f"- {s['path']}, {s['index']}: {'; '.join(s['compactions'])}" for s in summary if s.get("compactions")]
+    compactions = [f"- {s['path']}, {s['index']}: {rounds_of(s['compactions'])}" for s in summary if s.get("compactions")]
     if compactions:
         out += ["", "What the compaction before the rebuild did, per round:", "", *compactions]
     return "\n".join(out) + "\n"
+
+
+def rounds_of(lines: list[str]) -> str:
+    """Per-round lines, each distinct one once: "every round: ..." or "round 1: ...; round 2: ..."."""
+    if len(set(lines)) == 1:
+        return f"every round: {lines[0]}"
+    return "; ".join(f"round {i}: {line}" for i, line in enumerate(lines, 1))
 
 
 def render_all(out: Path) -> str:
