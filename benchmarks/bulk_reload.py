@@ -45,7 +45,13 @@ import time
 from pathlib import Path
 
 from benchmarks import data
-from benchmarks.bulk_reload_report import CASES, STRATEGIES, render_all, result_path
+from benchmarks.bulk_reload_report import (
+    CASES,
+    STRATEGIES,
+    render_all,
+    result_path,
+    update_readme,
+)
 from benchmarks.bulk_reload_stack import Stack
 from benchmarks.common import BENCH, log, setup_airflow_home
 
@@ -259,6 +265,8 @@ def main(argv=None) -> int:
         shutil.rmtree(home, ignore_errors=True)
     text = render_all(args.out)
     (args.out / "bulk_reload.md").write_text(text)
+    if args.out == BENCH / "results":
+        update_readme(BENCH / "README.md", text)
     print(text)
     return 0
 

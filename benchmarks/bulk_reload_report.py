@@ -85,3 +85,11 @@ def render_all(out: Path) -> str:
     results = [json.loads(p.read_text()) for p in out.glob("bulk_reload-*.json")]
     results.sort(key=lambda r: (r["storage"] != "local", r["rows"]))
     return "\n".join(render(r) for r in results)
+
+
+def update_readme(readme: Path, text: str) -> None:
+    """Put the tables between README's bulk_reload markers."""
+    start, end = "<!-- bulk_reload:start -->", "<!-- bulk_reload:end -->"
+    body = readme.read_text()
+    head, rest = body.split(start, 1)
+    readme.write_text(f"{head}{start}\n\n{text}\n{end}{rest.split(end, 1)[1]}")
