@@ -192,7 +192,7 @@ def wait_quiet(max_load: float, limit: float = 900) -> float:
     return load
 
 
-def measure(stack: Stack, home: Path, store: Path, *, rows: int, dim: int, repeats: int, max_load: float, only=None) -> dict:
+def measure(stack: Stack, store: Path, *, rows: int, dim: int, repeats: int, max_load: float, only=None) -> dict:
     """Run ``repeats`` more rounds of the cases; every finished case is written to ``store`` at once."""
     warm_up()
     import logging
@@ -257,7 +257,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     stack = Stack(home, args.storage, CONN_ID)
     try:
-        measure(stack, home, store, rows=args.rows, dim=args.dim, repeats=args.repeats, max_load=args.max_load, only=args.only)
+        measure(stack, store, rows=args.rows, dim=args.dim, repeats=args.repeats, max_load=args.max_load, only=args.only)
     except KeyboardInterrupt:  # SIGTERM too: the finished cases are stored already
         log("bulk_reload: interrupted")
     finally:

@@ -47,7 +47,8 @@ def describe_compaction(report: dict) -> str:
 def render(r: dict) -> str:
     summary = summarize(r["runs"])
     loads = [x for s in summary for x in s["loads"]]
-    rounds = max((s["samples"] for s in summary), default=0)
+    counts = sorted({s["samples"] for s in summary}) or [0]
+    rounds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]} (per case)"
     out = [
         f"### {STORAGE[r['storage']]}, N = {r['rows']:,} × {r['dim']}",
         "",
