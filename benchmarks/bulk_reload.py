@@ -60,16 +60,16 @@ NAME = "bench_reload"
 SEARCH = {"params": {"ef": 1024}}
 
 
-def _ready(hook, rows: int, dim: int) -> bool:
-    def check(c):
-        count = c.query(NAME, filter="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
-        if count != rows:
-            return False
-        hits = c.search(NAME, data=[data.vector(7, dim)], limit=1, anns_field="embedding", search_params=SEARCH)
-        return bool(hits[0]) and int(hits[0][0]["id"]) == 7
+def _probe(c, dim: int) -> tuple[int, int | None]:
+    """The row count (strong consistency) and the id of row 7's nearest neighbour: 7 when it is served."""
+    count = c.query(NAME, filter="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
+    hits = c.search(NAME, data=[data.vector(7, dim)], limit=1, anns_field="embedding", search_params=SEARCH)
+    return count, int(hits[0][0]["id"]) if hits[0] else None
 
+
+def _ready(hook, rows: int, dim: int) -> bool:
     try:
-        return bool(hook.call("readiness", check))
+        return hook.call("readiness", lambda c: _probe(c, dim)) == (rows, 7)
     except Exception:  # noqa: BLE001 - any failure means not ready yet
         return False
 
@@ -176,10 +176,9 @@ def check_start(uri: str, *, rows: int, dim: int) -> None:
     with data.client(uri) as c:
         c.load_collection(NAME, timeout=1800)  # after a restore the server loads it again; waits
         desc = c.describe_index(NAME, "embedding")
-        count = c.query(NAME, filter="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
-        hits = c.search(NAME, data=[data.vector(7, dim)], limit=1, anns_field="embedding", search_params=SEARCH)
-    if not (data.build_done(desc) and int(desc.get("indexed_rows") or 0) == rows and count == rows and int(hits[0][0]["id"]) == 7):
-        raise RuntimeError(f"start state differs: index {desc}, {count} rows, first hit {hits[0][:1]}")
+        count, first = _probe(c, dim)
+    if not (data.build_done(desc) and int(desc.get("indexed_rows") or 0) == rows and (count, first) == (rows, 7)):
+        raise RuntimeError(f"start state differs: index {desc}, {count} rows, first hit {first}")
 
 
 def wait_quiet(max_load: float, limit: float = 900) -> float:
