@@ -14,7 +14,7 @@ import pytest
 from airflow_milvus.errors import MilvusInputError
 from tests.conftest import milvus_client
 from tests.dag_runner import run_dag, write_dag, xcom
-from tests.helpers import VECTOR_INDEX, index_summary, load_state, make_collection
+from tests.helpers import index_summary, load_state, make_collection
 
 HEADER = """
 import pendulum
@@ -86,12 +86,16 @@ def _whole_number_operators(value) -> dict:
     """Each operator with int_fields, every one of them templated as ``value``."""
     from airflow_milvus.operators.bulk_import import MilvusBulkImportOperator
     from airflow_milvus.operators.listing import MilvusListCollectionsOperator
+    from airflow_milvus.operators.quality import MilvusRecallCheckOperator
     from airflow_milvus.operators.search import MilvusQueryOperator, MilvusSearchOperator
 
     return {
         "list": MilvusListCollectionsOperator(task_id="list", collection_name="c_*", limit=value),
-        "search": MilvusSearchOperator(task_id="search", collection_name="c", data=[[0.1]], limit=value),
-        "query": MilvusQueryOperator(task_id="query", collection_name="c", limit=value),
+        "search": MilvusSearchOperator(task_id="search", collection_name="c", data=[[0.1]], limit=value, max_result_bytes=value),
+        "query": MilvusQueryOperator(task_id="query", collection_name="c", limit=value, max_result_bytes=value),
+        "recall": MilvusRecallCheckOperator(
+            task_id="recall", collection_name="c", top_k=value, sample_size=value, seed=value, max_rows=value, batch_size=value,
+        ),
         "imp": MilvusBulkImportOperator(
             task_id="imp", collection_name="c", files=["/x.json"], validate_rows=value, batch_size=value,
             max_concurrent_jobs=value,
@@ -111,9 +115,13 @@ def test_rendered_whole_numbers_are_coerced_before_execute():
 @pytest.mark.parametrize("unset", ["{{ None }}", "{{ '' }}", None])
 def test_unset_optional_whole_numbers_are_none(unset):
     ops = _whole_number_operators(unset)
+    ops["query"].max_result_bytes = 100
     for task_id in ("list", "query"):
         ops[task_id].render_template_fields({})
         assert ops[task_id].limit is None
+    with pytest.raises(MilvusInputError, match=r"query: max_result_bytes = .* is not a whole number"):  # required
+        _whole_number_operators(unset)["query"].render_template_fields({})
+    ops["search"].max_result_bytes = 100
     with pytest.raises(MilvusInputError, match=r"limit=.* is not a whole number"):  # search's limit is required
         ops["search"].render_template_fields({})
 
@@ -124,6 +132,12 @@ def test_unset_optional_whole_numbers_are_none(unset):
         ("list", "limit", r"list: limit = '0' must be at least 1\."),
         ("search", "limit", r"limit='0' must be between 1 and 16384 \(Milvus's bound\)"),
         ("query", "limit", r"limit='0' must be between 1 and 16384 \(Milvus's bound\)"),
+        ("search", "max_result_bytes", r"search: max_result_bytes = '0' must be at least 1\."),
+        ("query", "max_result_bytes", r"query: max_result_bytes = '0' must be at least 1\."),
+        ("recall", "top_k", r"recall: top_k = '0' must be between 1 and 16384\."),
+        ("recall", "sample_size", r"recall: sample_size = '0' must be at least 1\."),
+        ("recall", "max_rows", r"recall: max_rows = '0' must be at least 1\."),
+        ("recall", "batch_size", r"recall: batch_size = '0' must be between 1 and 16384\."),
         ("imp", "validate_rows", r"imp: validate_rows='0': use a whole number >= 1\."),
         ("imp", "batch_size", r"imp: batch_size='0': use a whole number >= 1\."),
         ("imp", "max_concurrent_jobs", r"imp: max_concurrent_jobs='0': use a whole number between 1 and 1024\."),

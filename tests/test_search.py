@@ -182,7 +182,7 @@ def test_bad_input_is_refused_alike_and_changes_nothing(milvus_conn, milvus_uri,
         (search, {"limit": 20000}, r"limit=20000 must be between 1 and 16384"),
         (search, {"consistency_level": "Bogus"}, r"consistency_level='Bogus' is not one of Strong, Session, Bounded, Eventually"),
         (query, {}, r"without a filter needs a limit"),
-        (search, {"max_result_bytes": 0}, r"max_result_bytes=0 must be at least 1"),
+        (search, {"max_result_bytes": 0}, r"max_result_bytes = 0 must be at least 1"),
     ]
     for fn, kwargs, message in cases:
         kwargs = {"collection_name": collection_name, **kwargs}

@@ -10,7 +10,7 @@ from typing import Any
 from airflow_milvus.compat import AirflowFailException
 from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.planning.validation import as_int, is_unset, parse_params, validate_name
+from airflow_milvus.planning.validation import is_unset, parse_params, validate_name
 from airflow_milvus.quality.recall import (
     check_sample,
     choose_metric,
@@ -57,7 +57,7 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
     :param min_recall: fail the task when recall is below it; None only measures (templated).
     :param max_rows: refuse collections with more rows than this, as the ground truth
         reads every vector (templated).
-    :param batch_size: rows per query page while streaming the ground truth (at most 16384).
+    :param batch_size: rows per query page while streaming the ground truth, at most 16384 (templated).
     :return: ``{"collection_name", "alias", "anns_field", "recall", "recall_stderr",
         "recall_min", "ndcg", "recall_ties", "passed", "min_recall", "top_k", "queries", "rows",
         "metric_type", "index", "search_params", "latency_ms": {"p50", "p95", "p99", "max"},
@@ -76,7 +76,9 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
         "seed",
         "min_recall",
         "max_rows",
+        "batch_size",
     )
+    int_fields = {"top_k": (1, MAX_TOP_K), "sample_size": 1, "seed": 0, "max_rows": 1, "batch_size": (1, 16384)}
     template_fields_renderers = {"search_params": "json"}
     ui_color = "#e8f5e0"
 
@@ -106,27 +108,22 @@ class MilvusRecallCheckOperator(MilvusBaseOperator):
         self.batch_size = batch_size
 
     # ------------------------------------------------------------------ inputs
-    def _validated_inputs(self) -> None:
-        self.top_k = as_int(self.top_k, "top_k", 1, MAX_TOP_K)
-        self.sample_size = as_int(self.sample_size, "sample_size", 1)
-        self.seed = as_int(self.seed, "seed", 0)
-        self.max_rows = as_int(self.max_rows, "max_rows", 1)
-        self.batch_size = as_int(self.batch_size, "batch_size", 1, 16384)
+    def coerce_rendered_fields(self) -> None:
+        super().coerce_rendered_fields()
         if is_unset(self.min_recall):
             self.min_recall = None
-        else:
-            try:
-                self.min_recall = float(self.min_recall)
-            except (TypeError, ValueError):
-                raise MilvusInputError(f"min_recall = {self.min_recall!r} is not a number; give a value between 0 and 1, or None to only measure.") from None
-            if not 0.0 <= self.min_recall <= 1.0:
-                raise MilvusInputError(f"min_recall = {self.min_recall!r} is outside [0, 1]; recall@k is a share of the true top-k.")
-        self.search_params = _parse_search_params(self.search_params)
+            return
+        try:
+            self.min_recall = float(self.min_recall)
+        except (TypeError, ValueError):
+            raise MilvusInputError(f"{self.task_id}: min_recall = {self.min_recall!r} is not a number; give a value between 0 and 1, or None to only measure.") from None
+        if not 0.0 <= self.min_recall <= 1.0:
+            raise MilvusInputError(f"{self.task_id}: min_recall = {self.min_recall!r} is outside [0, 1]; recall@k is a share of the true top-k.")
 
     # ------------------------------------------------------------------ the check
     def run(self, context) -> dict[str, Any]:
         started = time.perf_counter()
-        self._validated_inputs()
+        self.search_params = _parse_search_params(self.search_params)
         hook = self.hook
         given = validate_name(self.collection_name, "collection name")
         name = given if hook.has_collection(given) else hook.describe_alias(given)

@@ -47,30 +47,20 @@ def _as_list(value: Any, what: str) -> list[Any] | None:
     return list(value)
 
 
-def _as_positive_int(value: Any, what: str) -> int:
-    try:
-        number = int(str(value).strip()) if not isinstance(value, int) else value
-    except (TypeError, ValueError):
-        raise MilvusInputError(f"{what}={value!r} is not a whole number of bytes.") from None
-    if isinstance(number, bool) or number < 1:
-        raise MilvusInputError(f"{what}={value!r} must be at least 1.")
-    return number
-
-
 class _MilvusReadOperator(MilvusBaseOperator):
     """What search and query share: the result conventions and the size bound."""
 
     bool_fields = ("include_vectors",)
-    int_fields = {"limit": (1, MAX_LIMIT)}
+    int_fields = {"limit": (1, MAX_LIMIT), "max_result_bytes": 1}
     template_fields_renderers = {"output_fields": "json", "partition_names": "json"}
     ui_color = "#e8f4ea"
 
     def coerce_int(self, name: str, value: Any, low: int, high: int | None) -> int:
-        # limit is the only int field: keep the hook's wording, which names Milvus's bound
-        return check_limit(value, name)
+        if name == "limit":  # the planner's wording, which names Milvus's bound
+            return check_limit(value, name)
+        return super().coerce_int(name, value, low, high)
 
     def _common(self) -> dict[str, Any]:
-        self.max_result_bytes = _as_positive_int(self.max_result_bytes, "max_result_bytes")
         return {
             "filter": self.filter or "",
             "output_fields": _as_list(self.output_fields, "output_fields"),
