@@ -60,13 +60,23 @@ def make_collection(uri: str, name: str, *, rows: int, dim: int, index=INDEX, lo
             c.insert(name, [{"id": i, "embedding": vector(i, dim), "title": f"book {i}"} for i in range(start, min(start + batch, rows))])
         c.flush(name)
         if index:
-            c.create_index(name, index_params(c, index))  # waits for the build
+            c.create_index(name, index_params(c, index))  # waits for the build of the segments it saw
+            wait_built(c, name, index.get("index_name") or index["field_name"])
         if load:
             c.load_collection(name)
 
 
 def build_done(desc: dict) -> bool:
     return desc.get("state") == "Finished" and int(desc.get("pending_index_rows") or 0) == 0
+
+
+def wait_built(c, name: str, index_name: str, timeout: float = 3600) -> None:
+    """Until no row waits for the index: at 1M rows, 2.3 merges small segments after the build, and the merged ones wait."""
+    deadline = time.monotonic() + timeout
+    while not build_done(desc := c.describe_index(name, index_name)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"index {index_name!r} of {name!r} not built over every row after {timeout:.0f} s: {desc}")
+        time.sleep(2)
 
 
 class Watcher(threading.Thread):
