@@ -1,9 +1,10 @@
 """Reload by row ingest against reload by import job, each with the index kept, dropped first, or
 dropped first with a compaction before the rebuild; on local storage or object storage.
 
-``python -m benchmarks.bulk_reload --storage local --rows 100000 --repeats 2`` from the repository
+``python -m benchmarks.bulk_reload --storage local --rows 100000 --rounds 2`` from the repository
 root. Results accumulate in benchmarks/results/bulk_reload-<storage>-<rows>.json (every case, as
-soon as it ends; ``--resume`` adds rounds to what is there, so a long matrix can run in parts) and
+soon as it ends; ``--resume`` keeps what is there and runs each case until ``--rounds`` rounds of it are
+stored, so a long matrix can run in parts) and
 benchmarks/results/bulk_reload.md (every stored result, one table per storage and size).
 
 Every case starts from the same state, made afresh and not timed: N rows, HNSW, loaded,
@@ -191,8 +192,8 @@ def wait_quiet(max_load: float, limit: float = 900) -> float:
     return load
 
 
-def measure(stack: Stack, store: Path, *, rows: int, dim: int, repeats: int, max_load: float, only=None) -> dict:
-    """Run ``repeats`` more rounds of the cases; every finished case is written to ``store`` at once."""
+def measure(stack: Stack, store: Path, *, rows: int, dim: int, rounds: int, max_load: float, only=None) -> dict:
+    """Run each case until ``rounds`` rounds of it are stored; every finished case is written to ``store`` at once."""
     warm_up()
     import logging
 
@@ -205,27 +206,33 @@ def measure(stack: Stack, store: Path, *, rows: int, dim: int, repeats: int, max
     result = previous or {"storage": stack.storage, "rows": rows, "dim": dim, "files": len(files), "writer": writer,
                           "export_s": export_s, "export_cpu_s": export_cpu_s, "runs": [], "sessions": []}
     result["sessions"].append(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-    done_rounds = max((r["round"] for r in result["runs"]), default=0)
     cases = [c for c in CASES if not only or f"{c[0]}:{c[1]}" in only]
+
+    def stored(path, strategy):  # rounds count per case, so a case resumed alone is not labelled by the others
+        return sum(r["path"] == path and r["index"] == STRATEGIES[strategy] for r in result["runs"])
+
     snapshot = False
-    for rep in range(done_rounds, done_rounds + repeats):
+    for rep in range(rounds):
         for path, strategy in cases[rep % len(cases):] + cases[: rep % len(cases)]:
+            if stored(path, strategy) >= rounds:
+                continue
             stack.ensure_up()
             if snapshot:
-                log(f"bulk_reload: round {rep + 1}: restoring {rows} rows, HNSW, loaded")
+                log(f"bulk_reload: restoring {rows} rows, HNSW, loaded")
                 stack.restore()
             else:
-                log(f"bulk_reload: round {rep + 1}: setting up {rows} rows, HNSW, loaded; kept for the other cases")
+                log(f"bulk_reload: setting up {rows} rows, HNSW, loaded; kept for the other cases")
                 data.make_collection(stack.uri, NAME, rows=rows, dim=dim)
                 stack.snapshot()
                 snapshot = True
             check_start(stack.uri, rows=rows, dim=dim)
             load = wait_quiet(max_load)
-            log(f"bulk_reload: {stack.storage}, {path}, index {STRATEGIES[strategy]} (load average {load:.2f})")
+            round_no = stored(path, strategy) + 1
+            log(f"bulk_reload: round {round_no}: {stack.storage}, {path}, index {STRATEGIES[strategy]} (load average {load:.2f})")
             case = run_case(stack, path, strategy, rows=rows, dim=dim, files=files)
             log(f"bulk_reload: query-ready {case['query_ready_s']:.1f}s, worker CPU {case['worker_cpu_s']:.1f}s, "
                 f"searches failing {case['not_serving_s']:.1f}s, phases {case['phases_s']}")
-            result["runs"].append({**case, "round": rep + 1, "load_before": load})
+            result["runs"].append({**case, "round": round_no, "load_before": load})
             store.write_text(json.dumps(result, indent=1, default=str) + "\n")
     return result
 
@@ -235,8 +242,8 @@ def main(argv=None) -> int:
     p.add_argument("--storage", choices=("local", "s3"), default="local")
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--dim", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=2, help="rounds of the cases to run now")
-    p.add_argument("--resume", action="store_true", help="add rounds to the stored result instead of starting over")
+    p.add_argument("--rounds", type=int, default=2, help="run each case until this many rounds of it are stored")
+    p.add_argument("--resume", action="store_true", help="keep the stored rounds and add to them instead of starting over")
     p.add_argument("--only", nargs="*", help="cases as path:strategy, e.g. import:dropped (default: all six)")
     p.add_argument("--max-load", type=float, default=1.5, help="wait before each case until the 1-minute load average is under this")
     p.add_argument("--out", type=Path, default=BENCH / "results")
@@ -256,7 +263,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     stack = Stack(home, args.storage, CONN_ID)
     try:
-        measure(stack, store, rows=args.rows, dim=args.dim, repeats=args.repeats, max_load=args.max_load, only=args.only)
+        measure(stack, store, rows=args.rows, dim=args.dim, rounds=args.rounds, max_load=args.max_load, only=args.only)
     except KeyboardInterrupt:  # SIGTERM too: the finished cases are stored already
         log("bulk_reload: interrupted")
     finally:
