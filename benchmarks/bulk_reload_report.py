@@ -71,6 +71,11 @@ def render(r: dict) -> str:
     compactions = [f"- {s['path']}, {s['index']}: {rounds_of(s['compactions'])}" for s in summary if s.get("compactions")]
     if compactions:
         out += ["", "What the compaction before the rebuild did, per round:", "", *compactions]
+    layouts = sorted({tuple(x["start_segments"]) for x in r["runs"] if x.get("start_segments")})
+    if layouts:
+        recorded = sum(bool(x.get("start_segments")) for x in r["runs"])
+        shown = "; ".join(" + ".join(f"{n:,}" for n in layout) for layout in layouts)
+        out += ["", f"Rows per persisted segment at the start ({recorded} of {len(r['runs'])} cases recorded it): {shown}."]
     return "\n".join(out) + "\n"
 
 
