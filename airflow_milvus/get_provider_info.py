@@ -67,7 +67,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": _modules(
-            "hooks", "aliases", "compaction", "connection", "imports", "indexes", "lite_params", "lite_serve", "lite_server", "milvus", "quality", "retry", "search"
+            "hooks", "aliases", "collections", "compaction", "connection", "imports", "indexes", "lite_params", "lite_serve", "lite_server", "milvus", "quality", "retry", "search"
         ),
         "operators": _modules(
             "operators",
