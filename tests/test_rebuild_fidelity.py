@@ -85,6 +85,7 @@ def test_rendered_bulk_import_fields_are_coerced_before_execute():
 def _whole_number_operators(value) -> dict:
     """Each operator with int_fields, every one of them templated as ``value``."""
     from airflow_milvus.operators.bulk_import import MilvusBulkImportOperator
+    from airflow_milvus.operators.ingest import MilvusIngestOperator
     from airflow_milvus.operators.listing import MilvusListCollectionsOperator
     from airflow_milvus.operators.quality import MilvusRecallCheckOperator
     from airflow_milvus.operators.search import MilvusQueryOperator, MilvusSearchOperator
@@ -100,6 +101,7 @@ def _whole_number_operators(value) -> dict:
             task_id="imp", collection_name="c", files=["/x.json"], validate_rows=value, batch_size=value,
             max_concurrent_jobs=value,
         ),
+        "ingest": MilvusIngestOperator(task_id="ingest", collection_name="c", data=[], batch_size=value),
     }
 
 
@@ -141,6 +143,7 @@ def test_unset_optional_whole_numbers_are_none(unset):
         ("imp", "validate_rows", r"imp: validate_rows='0': use a whole number >= 1\."),
         ("imp", "batch_size", r"imp: batch_size='0': use a whole number >= 1\."),
         ("imp", "max_concurrent_jobs", r"imp: max_concurrent_jobs='0': use a whole number between 1 and 1024\."),
+        ("ingest", "batch_size", r"ingest: batch_size='0': use a whole number of rows >= 1\."),
     ],
 )
 def test_a_rendered_whole_number_below_its_minimum_is_refused(task_id, field, message):

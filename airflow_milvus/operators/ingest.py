@@ -11,7 +11,7 @@ from airflow_milvus.errors import MilvusInputError, MilvusProviderError
 from airflow_milvus.hooks.retry import error_message
 from airflow_milvus.imports.rows import RowChecker
 from airflow_milvus.operators.base import MilvusBaseOperator
-from airflow_milvus.planning.validation import as_int, validate_name
+from airflow_milvus.planning.validation import validate_name
 
 MODES = ("insert", "upsert")
 # common.ai's LlamaIndexEmbeddingOperator returns {"chunks": [{"text", "metadata", "vector"}, ...]}:
@@ -79,6 +79,7 @@ class MilvusIngestOperator(MilvusBaseOperator):
     template_fields: Sequence[str] = ("milvus_conn_id", "collection_name", "data", "batch_size", "mode", "flush", "chunk_fields")
     template_fields_renderers = {"data": "json", "chunk_fields": "json"}
     bool_fields = ("flush",)
+    int_fields = {"batch_size": 1}
 
     def __init__(
         self,
@@ -102,6 +103,12 @@ class MilvusIngestOperator(MilvusBaseOperator):
         self.flush = flush
         self.chunk_fields = chunk_fields
 
+    def coerce_int(self, name: str, value: Any, low: int, high: int | None) -> int:
+        try:
+            return super().coerce_int(name, value, low, high)
+        except MilvusInputError:  # ingest's own wording, which users and tests match
+            raise MilvusInputError(f"{self.task_id}: {name}={value!r}: use a whole number of rows >= {low}.") from None
+
     def _rows(self, context) -> Iterable[Any]:
         data = self.data
         if self.data_callable is not None:
@@ -123,15 +130,11 @@ class MilvusIngestOperator(MilvusBaseOperator):
         name = validate_name(self.collection_name, "collection name")
         if self.mode not in MODES:
             raise MilvusInputError(f"mode={self.mode!r}: use 'insert' or 'upsert'.")
-        try:
-            size = as_int(self.batch_size, "batch_size", 1)
-        except MilvusInputError:  # ingest's own wording, which users and tests match
-            raise MilvusInputError(f"batch_size={self.batch_size!r}: use a whole number of rows >= 1.") from None
         if not self.hook.has_collection(name):
             raise MilvusInputError(f"Collection {name!r} does not exist; create it before ingesting into it.")
         checker = RowChecker(self.hook.describe_collection(name), self.mode)
         written = batches = 0
-        for number, batch in enumerate(_batches(self._rows(context), size), start=1):
+        for number, batch in enumerate(_batches(self._rows(context), self.batch_size), start=1):
             first = written
             for offset, row in enumerate(batch):
                 why = checker.problem(row)
